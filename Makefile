@@ -1,0 +1,47 @@
+# Two commands (see README):  `make demo`  and  `make test`.
+# Each creates .venv if absent and installs the pinned requirements and the package, idempotently.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+
+.PHONY: demo test lint format install install-test clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files make re-runs cheap: pip runs again only when a requirements file changes.
+$(VENV)/.installed: $(BIN)/python requirements.txt pyproject.toml
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## Main job on built-in data (synthetic phantoms): writes a new run folder under runs/.
+demo: $(VENV)/.installed
+	$(BIN)/kerassev demo --out runs
+
+## Every test: lint, unit and real-data tests, and the notebooks under nbval (smoke preset).
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check kerassev tests benchmarks notebooks
+	$(BIN)/ruff format --check kerassev tests benchmarks notebooks
+	KERASSEV_PRESET=smoke $(BIN)/pytest -n 2 --dist loadfile --nbval-lax tests notebooks
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check kerassev tests benchmarks notebooks
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff check --fix kerassev tests benchmarks notebooks
+	$(BIN)/ruff format kerassev tests benchmarks notebooks
+
+clean-venv:
+	rm -rf $(VENV)

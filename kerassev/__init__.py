@@ -1,0 +1,18 @@
+"""kerassev: Keras reproductions of lung-imaging severity and COVID-19 papers.
+
+Layout (one concept per module; see docs/architecture.md):
+
+- ``kerassev.io``          DICOM reading and the decoded-image cache
+- ``kerassev.data``        dataset tables, manifests, loaders, phantoms, splits, tf.data pipelines
+- ``kerassev.transforms``  resizing, per-backbone preprocessing, augmentation policies
+- ``kerassev.models``      backbones, heads, self-supervised models, staged unfreezing
+- ``kerassev.losses``      self-supervised losses
+- ``kerassev.stats``       metrics, confidence intervals, significance tests, result tables
+- ``kerassev.evaluation``  cross-validation and evaluation protocols
+- ``kerassev.explain``     Grad-CAM and saliency
+- ``kerassev.recipes``     each paper's configuration and end-to-end reproduction
+- ``kerassev.convert``     weight converters (TorchXRayVision -> Keras)
+- ``kerassev.cli``         the ``kerassev`` command
+"""
+
+__version__ = "0.1.0"
