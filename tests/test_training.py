@@ -1,0 +1,99 @@
+import keras
+import numpy as np
+import pytest
+
+from kerassev.runs import RunFolder
+from kerassev.training import fit_stage, read_stage_log, stage_weights_path
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Killed(f"simulated kill at epoch {epoch}")
+
+
+class _CountEpochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+
+def _model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    return model
+
+
+def _compile(model):
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 3)).astype("float32")
+    return x, x @ np.array([1.0, -2.0, 0.5], dtype="float32")
+
+
+def test_killed_stage_resumes_from_last_epoch(tmp_path):
+    x, y = _data()
+    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
+    with pytest.raises(_Killed):
+        fit_stage(
+            _model(),
+            (x, y),
+            run=run,
+            stage="head/fold0",
+            epochs=5,
+            compile_fn=_compile,
+            extra_callbacks=[_KillAtEpoch(3)],
+        )
+    assert not run.stage_done("head/fold0")
+
+    resumed = RunFolder.resume(tmp_path, "t", config={})
+    counter = _CountEpochs()
+    logs = fit_stage(
+        _model(),
+        (x, y),
+        run=resumed,
+        stage="head/fold0",
+        epochs=5,
+        compile_fn=_compile,
+        extra_callbacks=[counter],
+    )
+    assert counter.seen == [3, 4]  # epochs 0-2 were not trained again
+    assert list(logs["epoch"]) == [0, 1, 2, 3, 4]
+    assert resumed.stage_done("head/fold0") and stage_weights_path(resumed, "head/fold0").is_file()
+
+
+def test_finished_stage_is_loaded_not_retrained(tmp_path):
+    x, y = _data()
+    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
+    trained = _model()
+    fit_stage(trained, (x, y), run=run, stage="a", epochs=2, compile_fn=_compile)
+    counter = _CountEpochs()
+    fresh = _model()
+    fit_stage(
+        fresh, (x, y), run=run, stage="a", epochs=2, compile_fn=_compile, extra_callbacks=[counter]
+    )
+    assert counter.seen == []
+    np.testing.assert_allclose(fresh.predict(x, verbose=0), trained.predict(x, verbose=0))
+    assert len(read_stage_log(run, "a")) == 2
+
+
+def test_nan_loss_is_an_error_and_saves_nothing(tmp_path):
+    x, y = _data()
+    y[0] = np.nan
+    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
+    with pytest.raises(FloatingPointError, match="stage bad"):
+        fit_stage(_model(), (x, y), run=run, stage="bad", epochs=2, compile_fn=_compile)
+    assert not run.stage_done("bad")
