@@ -1,0 +1,235 @@
+"""Two-view augmentation policies from Keras 3 core preprocessing layers.
+
+Policies (parameters in :class:`AugmentConfig`, defaults from the papers / SimSiam's recipe):
+
+* ``"mrale"`` -- SPEC 01 (Liang et al.): random flip, colour jitter, colour drop, and **no random
+  crop** (a crop can cut away the opacities that make the score). Probabilities and strengths
+  follow SimSiam (jitter 0.4/0.4/0.4/0.1 with p=0.8, grayscale p=0.2); the paper gives none.
+* ``"simsiam"`` -- SimSiam's recipe: random resized crop (scale 0.2-1), flip, jitter (p=0.8),
+  colour drop (p=0.2), Gaussian blur sigma 0.1-2 (p=0.5). SPEC 04 comparator.
+* ``"byol"`` -- SPEC 04's crop-and-resize, flip, Gaussian blur plus colour jitter, with BYOL's
+  crop scale 0.08-1 and jitter 0.4/0.4/0.2/0.1. Symmetric: BYOL's asymmetric blur/solarise per
+  view is not reproduced (pass a second augmenter to :func:`two_views` for that).
+
+All augmenters take ``[0, 1]`` float images ``(H, W, C)`` or batches ``(B, H, W, C)`` and return
+``[0, 1]``. Notes: Keras ``RandomBrightness`` adds ``factor`` (a fraction of the value range)
+where torchvision multiplies; on grey radiographs saturation, hue and grayscale are no-ops, which is
+what the papers' colour ops do to a grey image too. With ``channels=1`` (XRV) only brightness and
+contrast are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+POLICIES = ("mrale", "simsiam", "byol")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Parameters of one augmentation policy; build with :meth:`for_policy`."""
+
+    policy: str
+    crop_scale: tuple[float, float] | None = None  # None: no crop (mrale, SPEC 01)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: str | None = "horizontal"  # keras.layers.RandomFlip mode
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.1
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2  # "colour drop"
+    blur_p: float = 0.0
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    blur_kernel_frac: float = 0.1  # kernel ~ 10% of the view size (SimSiam/BYOL), made odd
+
+    @classmethod
+    def for_policy(cls, policy: str, **overrides) -> AugmentConfig:
+        """Paper defaults for ``policy``, with keyword overrides."""
+        if policy == "mrale":
+            base = cls(policy)
+        elif policy == "simsiam":
+            base = cls(policy, crop_scale=(0.2, 1.0), blur_p=0.5)
+        elif policy == "byol":
+            base = cls(policy, crop_scale=(0.08, 1.0), saturation=0.2, blur_p=0.5)
+        else:
+            raise ValueError(f"unknown augmentation policy {policy!r}; choose one of {POLICIES}")
+        return dataclasses.replace(base, **overrides)
+
+
+@keras.saving.register_keras_serializable(package="kerassev")
+class RandomResizedCrop(keras.layers.Layer):
+    """Crop a random area fraction ``scale`` with aspect ratio in ``ratio``, resize to ``size``.
+
+    torchvision's ``RandomResizedCrop`` with clipping instead of its 10-try rejection loop; one
+    ``tf.image.crop_and_resize`` call per batch. Keras 3.15 has no such layer.
+    """
+
+    def __init__(self, size, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+        self.scale = tuple(float(s) for s in scale)
+        self.ratio = tuple(float(r) for r in ratio)
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        images = tf.convert_to_tensor(images)
+        unbatched = images.shape.rank == 3
+        if unbatched:
+            images = images[None]
+        n = tf.shape(images)[0]
+        if training:
+            area = keras.random.uniform((n,), *self.scale, seed=self.generator)
+            log_r = keras.random.uniform(
+                (n,), math.log(self.ratio[0]), math.log(self.ratio[1]), seed=self.generator
+            )
+            r = tf.exp(log_r)
+            w = tf.minimum(tf.sqrt(area * r), 1.0)
+            h = tf.minimum(tf.sqrt(area / r), 1.0)
+            y0 = keras.random.uniform((n,), seed=self.generator) * (1.0 - h)
+            x0 = keras.random.uniform((n,), seed=self.generator) * (1.0 - w)
+            boxes = tf.stack([y0, x0, y0 + h, x0 + w], axis=1)
+        else:
+            boxes = tf.tile(tf.constant([[0.0, 0.0, 1.0, 1.0]]), [n, 1])
+        out = tf.image.crop_and_resize(
+            images, boxes, tf.range(n), (self.size, self.size), method="bilinear"
+        )
+        out = tf.cast(out, images.dtype)
+        return out[0] if unbatched else out
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-3], self.size, self.size, input_shape[-1])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "size": self.size,
+            "scale": self.scale,
+            "ratio": self.ratio,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="kerassev")
+class RandomApply(keras.layers.Layer):
+    """Apply ``layer`` to each image with probability ``rate`` (torchvision ``RandomApply``)."""
+
+    def __init__(self, layer, rate=0.8, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = layer
+        self.rate = float(rate)
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+
+    def call(self, images, training=True):
+        if not training or self.rate <= 0:
+            return images
+        out = self.layer(images, training=training)
+        if self.rate >= 1:
+            return out
+        shape = (tf.shape(images)[0], 1, 1, 1) if images.shape.rank == 4 else (1, 1, 1)
+        keep = keras.random.uniform(shape, seed=self.generator) < self.rate
+        return tf.where(keep, out, images)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "layer": keras.saving.serialize_keras_object(self.layer),
+            "rate": self.rate,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
+        return cls(**config)
+
+
+def _odd(k: float) -> int:
+    k = max(3, int(k))
+    return k if k % 2 else k + 1
+
+
+def make_augmenter(
+    policy: str | AugmentConfig,
+    *,
+    image_size: int,
+    seed: int = 0,
+    channels: int = 3,
+) -> keras.Sequential:
+    """Seeded ``keras.Sequential`` for ``policy`` (a name or an :class:`AugmentConfig`).
+
+    Input ``[0, 1]`` float, ``(H, W, C)`` or ``(B, H, W, C)``; crop policies output
+    ``image_size`` x ``image_size`` views, ``"mrale"`` keeps the input size (the pipeline resizes
+    to ``image_size`` first). Each layer gets its own seed derived from ``seed``.
+    """
+    cfg = policy if isinstance(policy, AugmentConfig) else AugmentConfig.for_policy(policy)
+    vr = (0.0, 1.0)
+    seeds = iter(range(seed * 100, seed * 100 + 100))
+    layers: list[keras.layers.Layer] = []
+    if cfg.crop_scale is not None:
+        layers.append(
+            RandomResizedCrop(image_size, cfg.crop_scale, cfg.crop_ratio, seed=next(seeds))
+        )
+    if cfg.flip:
+        layers.append(keras.layers.RandomFlip(cfg.flip, seed=next(seeds)))
+    if cfg.jitter_p > 0:
+        colour = channels == 3
+        jitter = keras.layers.RandomColorJitter(
+            value_range=vr,
+            brightness_factor=cfg.brightness or None,
+            contrast_factor=cfg.contrast or None,
+            saturation_factor=(
+                (max(0.0, 0.5 - cfg.saturation / 2), min(1.0, 0.5 + cfg.saturation / 2))
+                if colour and cfg.saturation
+                else None
+            ),
+            hue_factor=cfg.hue if colour and cfg.hue else None,
+            seed=next(seeds),
+        )
+        layers.append(RandomApply(jitter, cfg.jitter_p, seed=next(seeds)))
+    if cfg.grayscale_p > 0 and channels == 3:
+        layers.append(keras.layers.RandomGrayscale(cfg.grayscale_p, seed=next(seeds)))
+    if cfg.blur_p > 0:
+        k = _odd(cfg.blur_kernel_frac * image_size)
+        layers.append(
+            keras.layers.RandomGaussianBlur(
+                factor=cfg.blur_p,
+                kernel_size=k,
+                sigma=cfg.blur_sigma,
+                value_range=vr,
+                seed=next(seeds),
+            )
+        )
+    model = keras.Sequential(layers, name=f"augment_{cfg.policy}")
+    model.build((None, None, None, channels))
+    return model
+
+
+def two_views(
+    augmenter: Callable, augmenter2: Callable | None = None
+) -> Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    """``x -> (view1, view2)``: two independent draws (``augmenter2`` for asymmetric policies).
+
+    Use inside ``tf.data``: ``ds.map(two_views(make_augmenter("mrale", image_size=224)))``.
+    """
+    second = augmenter2 or augmenter
+
+    def fn(x):
+        return augmenter(x, training=True), second(x, training=True)
+
+    return fn

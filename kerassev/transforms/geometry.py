@@ -1,0 +1,53 @@
+"""Aspect-preserving resizing: centre crop to a square (or pad to one), then resize.
+
+All functions take ``(H, W, C)`` float tensors (or arrays) with possibly unknown static shape and
+work eagerly and inside ``tf.data`` / ``tf.function`` graphs.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+RESIZE_MODES = ("crop", "pad")
+
+
+def center_crop_square(image: tf.Tensor) -> tf.Tensor:
+    """Largest centred square of an ``(H, W, C)`` image.
+
+    Offsets follow TorchXRayVision's ``XRayCenterCrop.crop_center``
+    (``start = dim // 2 - side // 2``), so :func:`kerassev.transforms.preprocess.xrv_preprocess`
+    crops exactly the pixels TorchXRayVision crops.
+    """
+    image = tf.convert_to_tensor(image)
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    side = tf.minimum(h, w)
+    top = h // 2 - side // 2
+    left = w // 2 - side // 2
+    return image[top : top + side, left : left + side, :]
+
+
+def resize_keep_aspect(
+    image: tf.Tensor, size: int, *, mode: str = "crop", antialias: bool = True
+) -> tf.Tensor:
+    """Resize ``(H, W, C)`` to ``(size, size, C)`` without distorting the aspect ratio.
+
+    ``mode="crop"``: scale the shorter side to ``size`` and centre-crop the longer one. Implemented as
+    centre-crop-to-square then resize, which selects the same pixels and resizes fewer of them.
+    ``mode="pad"``: scale the longer side to ``size`` and zero-pad the shorter one, centred
+    (``tf.image.resize_with_pad``). Bilinear; ``antialias`` avoids aliasing when downsampling
+    large radiographs (1024+ px -> 224).
+    """
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
+    image = tf.convert_to_tensor(image)
+    if not image.dtype.is_floating:
+        raise TypeError(f"resize_keep_aspect expects a float image, got {image.dtype}")
+    if mode == "crop":
+        out = tf.image.resize(
+            center_crop_square(image), (size, size), method="bilinear", antialias=antialias
+        )
+    else:
+        out = tf.image.resize_with_pad(image, size, size, method="bilinear", antialias=antialias)
+    out = tf.cast(out, image.dtype)
+    return tf.ensure_shape(out, (size, size, image.shape[-1]))

@@ -1,0 +1,101 @@
+"""Two-view augmentation policies (SPEC 01 mRALE: no crop; SPEC 04: crop-and-resize)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerassev.transforms.augment import (
+    POLICIES,
+    AugmentConfig,
+    RandomApply,
+    RandomResizedCrop,
+    make_augmenter,
+    two_views,
+)
+
+
+def _batch(n=4, size=32, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, size, size, c)).astype(np.float32)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_views_shape_range_and_differ(policy):
+    x = _batch()
+    aug = make_augmenter(policy, image_size=24 if policy != "mrale" else 32, seed=3)
+    v1, v2 = two_views(aug)(x)
+    want = (4, 32, 32, 3) if policy == "mrale" else (4, 24, 24, 3)
+    assert v1.shape == v2.shape == want
+    for v in (v1, v2):
+        assert v.dtype == tf.float32
+        assert float(tf.reduce_min(v)) >= 0.0 and float(tf.reduce_max(v)) <= 1.0 + 1e-6
+    assert float(tf.reduce_mean(tf.abs(v1 - v2))) > 1e-3
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_same_seed_reproduces_and_other_seed_differs(policy):
+    x = _batch(seed=1)
+    a = make_augmenter(policy, image_size=32, seed=5)(x, training=True)
+    b = make_augmenter(policy, image_size=32, seed=5)(x, training=True)
+    c = make_augmenter(policy, image_size=32, seed=6)(x, training=True)
+    np.testing.assert_allclose(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_mrale_has_no_crop_and_simsiam_has_crop_and_blur():
+    """SPEC 01: no random crop for mRALE (it can cut away the opacities)."""
+    mrale = [type(layer) for layer in make_augmenter("mrale", image_size=32).layers]
+    assert RandomResizedCrop not in mrale
+    assert keras.layers.RandomFlip in mrale and keras.layers.RandomGrayscale in mrale
+    assert RandomApply in mrale  # colour jitter with p=0.8
+    simsiam = [type(layer) for layer in make_augmenter("simsiam", image_size=32).layers]
+    assert RandomResizedCrop in simsiam and keras.layers.RandomGaussianBlur in simsiam
+
+
+def test_mrale_keeps_every_pixel_up_to_flip():
+    """With jitter and grayscale off, an mRALE view is the image or its mirror: nothing cropped."""
+    cfg = AugmentConfig.for_policy("mrale", jitter_p=0.0, grayscale_p=0.0)
+    x = _batch(n=8, seed=2)
+    out = make_augmenter(cfg, image_size=32, seed=0)(x, training=True).numpy()
+    for i in range(8):
+        assert np.allclose(out[i], x[i]) or np.allclose(out[i], x[i, :, ::-1])
+
+
+def test_config_defaults_and_overrides():
+    assert AugmentConfig.for_policy("mrale").crop_scale is None
+    assert AugmentConfig.for_policy("simsiam").crop_scale == (0.2, 1.0)
+    assert AugmentConfig.for_policy("byol").crop_scale == (0.08, 1.0)
+    assert AugmentConfig.for_policy("simsiam", blur_p=0.0).blur_p == 0.0
+    with pytest.raises(ValueError, match="unknown augmentation policy"):
+        AugmentConfig.for_policy("simclr")
+
+
+def test_single_channel_and_unbatched_input():
+    aug = make_augmenter("simsiam", image_size=16, channels=1, seed=0)
+    assert aug(_batch(c=1), training=True).shape == (4, 16, 16, 1)
+    crop = RandomResizedCrop(12, seed=0)
+    assert crop(_batch(c=1)[0]).shape == (12, 12, 1)
+
+
+def test_inside_tf_data_two_views():
+    aug = make_augmenter("byol", image_size=16, seed=0)
+    ds = tf.data.Dataset.from_tensor_slices(_batch(n=6)).batch(3).map(two_views(aug))
+    out = list(ds)
+    assert len(out) == 2 and out[0][0].shape == out[0][1].shape == (3, 16, 16, 3)
+
+
+def test_random_apply_rate_extremes():
+    x = tf.constant(_batch())
+    flip = keras.layers.RandomFlip("horizontal", seed=0)
+    np.testing.assert_array_equal(RandomApply(flip, 0.0)(x), x)
+    always = RandomApply(keras.layers.RandomBrightness((0.5, 0.5), value_range=(0, 1)), 1.0)
+    assert float(tf.reduce_mean(always(x, training=True))) > float(tf.reduce_mean(x))
+
+
+def test_crop_layer_serialises():
+    layer = RandomResizedCrop(20, scale=(0.3, 0.9), seed=4)
+    clone = RandomResizedCrop.from_config(layer.get_config())
+    assert clone.size == 20 and clone.scale == (0.3, 0.9)
