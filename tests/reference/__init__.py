@@ -1,0 +1,1 @@
+"""Reference implementations (PyTorch) used only by parity tests."""
