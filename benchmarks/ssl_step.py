@@ -1,0 +1,155 @@
+"""SimSiam training throughput: ResNet-50 encoder (random init), 2048-d projector, eq. 3 loss.
+
+Times ``model.fit`` on in-memory random views (so the input pipeline is not measured) for each
+image size x batch size x XLA setting, excluding warm-up steps (tracing / XLA compilation).
+"images/s" counts training images; each is seen as two augmented views. Also prints images per
+CPU-second of this process (less sensitive to other load on a shared CPU) and peak memory: the
+GPU allocator's peak per configuration on GPU, the process peak RSS so far on CPU.
+
+    .venv/bin/python benchmarks/ssl_step.py                      # default grid for the device
+    .venv/bin/python benchmarks/ssl_step.py --sizes 224 --batches 32 --xla on --steps 10
+    .venv/bin/python benchmarks/ssl_step.py --full               # full grid (slow on CPU)
+
+On CPU the default grid is trimmed (see ``CPU_DEFAULT``) so it finishes in a few minutes on two
+cores; on GPU it is 64/128/224 px x batch 8/32 x XLA off/on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from kerassev.models.backbones import build_backbone  # noqa: E402
+from kerassev.models.heads import build_encoder, build_predictor  # noqa: E402
+from kerassev.models.simsiam import SimSiam  # noqa: E402
+
+FULL = [(s, b, x) for x in (False, True) for s in (64, 128, 224) for b in (8, 32)]
+# (size, batch, xla) on CPU: both ends of the size range, both batches at 224, XLA at the small end.
+# About 5 minutes on two cores (tracing alone is 20-60 s per configuration).
+CPU_DEFAULT = [(64, 8, False), (64, 8, True), (224, 8, False), (224, 32, False)]
+
+
+class _StepTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.wall, self.cpu = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and "loss" in logs:
+            float(logs["loss"])  # forces the step to finish before the clock is read
+        self.wall.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+
+
+def _device():
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return "GPU:0", details.get("device_name", "GPU")
+    return "CPU", f"CPU ({platform.processor() or platform.machine()})"
+
+
+def _peak_memory_mib(device):
+    if device.startswith("GPU"):
+        return tf.config.experimental.get_memory_info(device)["peak"] / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def run_one(size, batch, xla, *, steps, warmup, projection_dim, freeze_backbone, device):
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    if device.startswith("GPU"):
+        tf.config.experimental.reset_memory_stats(device)
+    backbone = build_backbone("resnet50", weights=None, input_shape=(size, size, 3))
+    if freeze_backbone:
+        backbone.trainable = False
+    encoder = build_encoder(backbone, projection_dim=projection_dim)
+    model = SimSiam(encoder, build_predictor(projection_dim, hidden=512))
+    model.compile(optimizer=keras.optimizers.SGD(0.02, momentum=0.6), jit_compile=xla)
+    rng = np.random.default_rng(0)
+    views = tuple(rng.normal(size=(batch, size, size, 3)).astype("float32") for _ in range(2))
+    data = tf.data.Dataset.from_tensors(views).repeat()
+    timer = _StepTimer()
+    t0 = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=warmup + steps, verbose=0, callbacks=[timer])
+    warm_s = timer.wall[warmup - 1] - t0
+    wall = timer.wall[-1] - timer.wall[warmup - 1]
+    cpu = timer.cpu[-1] - timer.cpu[warmup - 1]
+    return {
+        "size": size,
+        "batch": batch,
+        "xla": xla,
+        "img_s": steps * batch / wall,
+        "img_cpu_s": steps * batch / cpu if cpu > 0 else float("nan"),
+        "step_ms": 1000 * wall / steps,
+        "warmup_s": warm_s,
+        "peak_mib": _peak_memory_mib(device),
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", help="image sizes (default: device grid)")
+    p.add_argument("--batches", type=int, nargs="+", help="batch sizes (default: device grid)")
+    p.add_argument(
+        "--xla", choices=["off", "on", "both"], help="XLA setting (default: device grid)"
+    )
+    p.add_argument("--full", action="store_true", help="full 64/128/224 x 8/32 x XLA off/on grid")
+    p.add_argument("--steps", type=int, help="timed steps (default 20 on GPU, 2 on CPU)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3 GPU, 1 CPU)")
+    p.add_argument("--projection-dim", type=int, default=2048)
+    p.add_argument("--freeze-backbone", action="store_true", help="stage A of §3.1 (frozen ResNet)")
+    args = p.parse_args(argv)
+
+    device, name = _device()
+    on_gpu = device.startswith("GPU")
+    steps = args.steps or (20 if on_gpu else 2)
+    warmup = max(1, args.warmup if args.warmup is not None else (3 if on_gpu else 1))
+    if args.full or on_gpu or args.sizes or args.batches or args.xla:
+        xlas = {"off": [False], "on": [True], "both": [False, True], None: [False, True]}[args.xla]
+        grid = [
+            (s, b, x)
+            for x in xlas
+            for s in (args.sizes or [64, 128, 224])
+            for b in (args.batches or [8, 32])
+        ]
+    else:
+        grid = CPU_DEFAULT
+    print(
+        f"device: {name} ({device}); CPU cores: {os.cpu_count()}; TF {tf.__version__}, "
+        f"Keras {keras.__version__}; backbone {'frozen' if args.freeze_backbone else 'trainable'}; "
+        f"projector {args.projection_dim}; {warmup} warm-up + {steps} timed steps"
+    )
+    mem = "GPU peak MiB" if on_gpu else "proc RSS MiB"
+    print(
+        f"{'size':>5} {'batch':>5} {'xla':>4} {'img/s':>8} {'img/CPU-s':>9} {'ms/step':>9} {'warm-up s':>9} {mem:>13}"
+    )
+    for size, batch, xla in grid:
+        r = run_one(
+            size,
+            batch,
+            xla,
+            steps=steps,
+            warmup=warmup,
+            projection_dim=args.projection_dim,
+            freeze_backbone=args.freeze_backbone,
+            device=device,
+        )
+        print(
+            f"{r['size']:>5} {r['batch']:>5} {'on' if r['xla'] else 'off':>4} {r['img_s']:>8.1f} "
+            f"{r['img_cpu_s']:>9.1f} {r['step_ms']:>9.0f} {r['warmup_s']:>9.1f} {r['peak_mib']:>13.0f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
