@@ -19,6 +19,7 @@ from kerassev.data.pipeline import (
     SkippedFilesWarning,
     build_dataset,
     build_dataset_from_arrays,
+    load_images,
 )
 
 UNIT = PipelineConfig(image_size=32, batch_size=4, preprocessing="unit", shuffle=False)
@@ -179,6 +180,25 @@ def test_from_arrays_with_labels_and_repeat():
     assert x.shape == (2, 32, 32, 3) and y.shape == (2,)
     views = next(iter(build_dataset_from_arrays(imgs, UNIT.replace(two_view_policy="mrale"))))
     assert views[0].shape == views[1].shape == (4, 32, 32, 3)
+
+
+def test_load_images_decodes_a_table_in_row_order(files, tmp_path):
+    t = _table([files["png8"], files["dicom"], files["png16"]])
+    cache = DecodedCache(tmp_path / "c")
+    images = load_images(t, 32, batch_size=2)
+    assert images.shape == (3, 32, 32) and images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    ref = np.concatenate(list(build_dataset(t, UNIT.replace(channels=1), cache=cache)))[..., 0]
+    np.testing.assert_allclose(images, ref, atol=1e-6)  # same pixels, same order, any batch size
+
+
+def test_load_images_refuses_a_table_with_unreadable_files(files, tmp_path):
+    t = _table([files["png8"], tmp_path / "missing.png", files["png16"]])
+    with (
+        pytest.warns(SkippedFilesWarning, match="missing.png"),
+        pytest.raises(ValueError, match="1 of 3 images could not be read.*SkippedFilesWarning"),
+    ):
+        load_images(t, 32)
 
 
 def test_real_covid_radiography_pngs(shared_data):

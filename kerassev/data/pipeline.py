@@ -11,6 +11,8 @@ read like any PNG); unreadable DICOMs and missing files are skipped before the g
 a :class:`SkippedFilesWarning` naming each file and why. With ``cache_decoded=False`` DICOMs are
 decoded in the graph on every pass (``tf.numpy_function``), and bad ones are dropped there.
 
+:func:`load_images` decodes a whole table once into an in-memory ``(N, S, S)`` array.
+
 Element structure (``y``: float32 ``(B,)`` for one label column, ``(B, k)`` for several):
 two views ``((v1, v2), y)`` or ``(v1, v2)``; single view ``(x, y)`` or ``x``.
 """
@@ -274,3 +276,28 @@ def build_dataset_from_arrays(
 
     ds = tf.data.Dataset.range(n)
     return _finish(ds, n, ys is not None, load, config)
+
+
+def load_images(table: pd.DataFrame, image_size: int, *, batch_size: int = 64) -> np.ndarray:
+    """Every image of ``table`` decoded once, in row order: ``(N, S, S)`` float32 in ``[0, 1]``.
+
+    Grayscale, aspect-preserving centre crop and resize to ``image_size`` (``resize_mode="crop"``),
+    no preprocessing: the in-memory form recipes keep and feed to :func:`build_dataset_from_arrays`.
+    Raises :class:`ValueError` when files could not be read (each is named in the
+    :class:`SkippedFilesWarning` issued before), since the array would no longer match the table.
+    """
+    config = PipelineConfig(
+        image_size=image_size,
+        channels=1,
+        preprocessing="unit",
+        batch_size=batch_size,
+        shuffle=False,
+    )
+    batches = [np.asarray(b)[..., 0] for b in build_dataset(table, config)]
+    images = np.concatenate(batches).astype(np.float32)
+    if len(images) != len(table):
+        raise ValueError(
+            f"{len(table) - len(images)} of {len(table)} images could not be read "
+            "(see the SkippedFilesWarning above); fix or drop them from the table first"
+        )
+    return images

@@ -8,7 +8,8 @@
   of the composed model image -> frozen features -> linear regression, for well- and
   badly-predicted held-out images.
 
-:func:`cohen_figures` draws all three for a :func:`kerassev.recipes.cohen.reproduce` run.
+:func:`save_figure` saves one with its caption; :func:`.reproduce.write_figures` draws all three
+for a reproduction run.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def saliency_examples(model_fn, images01: np.ndarray, titles: Sequence[str], *, 
     """Saliency maps of ``model_fn`` on ``[0, 1]`` images ``(B, S, S)`` and their figure.
 
     Returns ``(maps, figure)``. ``model_fn`` maps ``(B, S, S, 1)`` images in [0, 1] to ``(B,)``
-    predictions (see :func:`kerassev.recipes.cohen.composed_model`).
+    predictions (see :func:`.encoders.composed_model`).
     """
     from kerassev.explain.saliency import saliency, saliency_grid
 
@@ -186,119 +187,3 @@ def save_figure(fig, path: str | Path, caption: str, *, dpi: int = 120) -> Path:
     fig.savefig(path, dpi=dpi)
     path.with_suffix(".txt").write_text(caption + "\n", encoding="utf-8")
     return path
-
-
-# ============================================================================ all three, for a run
-def cohen_figures(
-    *,
-    run,
-    results,
-    encoders,
-    bank,
-    scored,
-    scored_pos,
-    splits,
-    config,
-    data: str,
-    close: bool = True,
-) -> dict[str, Path]:
-    """Fig. 2, 3 and 4 of a reproduction run, saved into ``run``; returns ``{name: path}``."""
-    from kerassev.recipes.cohen import (
-        TARGET_BY_COLUMN,
-        choose_figure_row,
-        composed_model,
-        feature_label,
-        fit_on_all_scored,
-    )
-
-    row = choose_figure_row(results, config.figure_row)
-    probe = results.probes[row.name]
-    split = config.figure_split
-    base = (
-        f"Data: {data}. Features: {row.encoder_label}, "
-        f"{feature_label(row.feature_set, row.features.shape[1])}; OLS. "
-        f"{config.describe()}. {run.describe()}."
-    )
-    figures: dict[str, Path] = {}
-
-    def done(name: str) -> bool:
-        """A resumed run keeps the figures it already saved."""
-        if run.stage_done(name):
-            figures[name] = run.path / f"{name}.png"
-            return True
-        return False
-
-    def keep(name: str, fig, caption: str) -> None:
-        figures[name] = save_figure(fig, run.path / f"{name}.png", caption)
-        run.mark_stage_done(name)
-        if close:
-            plt.close(fig)
-
-    # Fig. 2
-    panels = {}
-    ranges = {}
-    for t in config.targets:
-        target = TARGET_BY_COLUMN[t]
-        panels[target.title] = probe.split_predictions(split, t)
-        ranges[target.title] = target.score_range
-    n_test = len(splits[split][1])
-    if not done("fig2_pred_vs_true"):
-        keep(
-            "fig2_pred_vs_true",
-            plot_pred_vs_true(panels, ranges=ranges),
-            f"Fig. 2 reproduction: predicted vs true scores on the held-out half ({n_test} images) of "
-            f"split {split}. Grey dashed: perfect prediction; red: error. {base}",
-        )
-
-    # Fig. 3: t-SNE of all frontal images, coloured by predicted extent (OLS on all scored images)
-    extent = "geographic_mean"
-    tsne_row = (
-        next((r for r in results.rows if r.name == "xrv/4"), row) if row.encoder == "xrv" else row
-    )
-    if not done("fig3_tsne") and tsne_row.features.shape[1] > 0:
-        ols = fit_on_all_scored(row, scored, scored_pos, extent)
-        predicted = ols.predict(row.features)
-        emb = tsne_embedding(tsne_row.features, perplexity=config.tsne_perplexity, seed=config.seed)
-        fig = plot_tsne(
-            emb,
-            predicted,
-            bank.table["survival"].to_numpy(),
-            title=f"t-SNE of {feature_label(tsne_row.feature_set, tsne_row.features.shape[1])}",
-        )
-        keep(
-            "fig3_tsne",
-            fig,
-            f"Fig. 3 reproduction: t-SNE (perplexity {config.tsne_perplexity}, seed {config.seed}) of "
-            f"{feature_label(tsne_row.feature_set, tsne_row.features.shape[1])} of all "
-            f"{len(bank.table)} frontal images; colour = "
-            f"geographic extent predicted by OLS fitted on all {len(scored)} scored images; marker = "
-            f"survival from metadata. {base}",
-        )
-
-    # Fig. 4: saliency of image -> features -> OLS (fitted on the split's training half)
-    enc = encoders.get(row.encoder)
-    if enc is not None and row.features.shape[1] > 0 and not done("fig4_saliency"):
-        from kerassev.evaluation.linear_probe import fit_ols
-
-        train_idx, _ = splits[split]
-        feats = row.features[scored_pos]
-        ols = fit_ols(feats[train_idx], scored[extent].to_numpy(float)[train_idx])
-        model_fn = composed_model(enc, row.feature_set, ols)
-        held_out = probe.split_predictions(split, extent)
-        good, bad = pick_examples(held_out, config.saliency_examples)
-        chosen = pd.concat([good, bad])
-        images = bank.at(enc.image_size)[scored_pos[chosen["row"].to_numpy()]]
-        titles = [
-            f"{'good' if i < len(good) else 'bad'}: true {r.y_true:.1f}, pred {r.y_pred:.1f}"
-            for i, r in enumerate(chosen.itertuples())
-        ]
-        _, fig = saliency_examples(model_fn, images, titles)
-        keep(
-            "fig4_saliency",
-            fig,
-            f"Fig. 4 reproduction: |d predicted extent / d pixel| blurred 5x5 (Gaussian), for the "
-            f"{len(good)} best and {len(bad)} worst held-out extent predictions of split {split}; "
-            f"model = {enc.image_size}px input -> frozen encoder -> OLS fitted on the split's "
-            f"training half. {base}",
-        )
-    return figures

@@ -1,0 +1,107 @@
+"""The rows of paper 03's Table 1: the encoders a configuration asks for and their features.
+
+:func:`build_encoders` builds (and, for SimSiam, pre-trains) the encoders in table order;
+:func:`feature_rows` extracts every encoder's feature sets over all frontal images once, saves
+them in the run folder (``features_<encoder>.npz``, reused on resume) and adds the "no data" row.
+
+Encoders (each becomes rows of the table, labelled with its data and configuration):
+
+* ``xrv`` -- TorchXRayVision DenseNet-121 ("all"), the paper's extractor, when a converted
+  checkpoint is given (``xrv_checkpoint``; convert with ``kerassev convert xrv``). Feature sets:
+  1024-d intermediate features, 18 outputs, 4 outputs, the "lung opacity" output (pre-sigmoid).
+* ``simsiam`` -- **not in the paper**: our offline substitute when the XRV checkpoint cannot be
+  downloaded (:mod:`.ssl`). Feature set: the 2048-d pooled backbone output.
+* ``random`` -- the same ResNet-50 with random weights: a control for what architecture alone
+  gives.
+* ``imagenet`` -- ResNet-50 with ImageNet weights from a local file (``imagenet_weights``).
+* ``no data`` -- the intercept-only model (training-half mean), independent of any encoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kerassev.runs import RunFolder
+
+from .config import CohenConfig, backbone_label
+from .data import ImageBank
+from .encoders import Encoder, resnet_encoder, xrv_encoder
+from .ssl import simsiam_encoder
+from .table import FeatureRow, no_data_row
+
+
+def build_encoders(
+    config: CohenConfig, bank: ImageBank, *, run: RunFolder | None = None, verbose: int = 0
+) -> tuple[list[Encoder], dict]:
+    """The encoders this configuration asks for, in table order; and an info dict (SSL history).
+
+    ``bank`` holds the unlabelled frontal images SimSiam pretrains on.
+    """
+    encoders: list[Encoder] = []
+    info: dict = {}
+    if config.xrv_checkpoint:
+        encoders.append(xrv_encoder(config.xrv_checkpoint))
+    if config.ssl is not None:
+        enc, history = simsiam_encoder(
+            bank.at(config.ssl.image_size), config, run=run, verbose=verbose
+        )
+        encoders.append(enc)
+        info["simsiam_history"] = history
+    if config.imagenet_weights:
+        encoders.append(
+            resnet_encoder(
+                "imagenet",
+                f"{backbone_label(config.backbone)} ImageNet "
+                f"({Path(config.imagenet_weights).name}, no training), "
+                f"{config.resnet_image_size}px",
+                weights=config.imagenet_weights,
+                image_size=config.resnet_image_size,
+                backbone=config.backbone,
+            )
+        )
+    if config.random_control:
+        keras.utils.set_random_seed(config.seed + 1)
+        size = config.ssl.image_size if config.ssl is not None else config.resnet_image_size
+        encoders.append(
+            resnet_encoder(
+                "random",
+                f"{backbone_label(config.backbone)} random init (control, no training), {size}px",
+                image_size=size,
+                backbone=config.backbone,
+            )
+        )
+    return encoders, info
+
+
+def feature_rows(
+    encoders: Sequence[Encoder],
+    bank: ImageBank,
+    *,
+    batch_size: int = 16,
+    run: RunFolder | None = None,
+) -> list[FeatureRow]:
+    """Every encoder's feature sets over the bank's images, then the "no data" row.
+
+    With ``run`` the features are saved as ``features_<encoder>.npz`` (with the image paths).
+    """
+    rows: list[FeatureRow] = []
+    for enc in encoders:
+        stage = f"features_{enc.key}"
+        if run is not None and run.stage_done(stage):  # resumed run: reuse saved features
+            with np.load(run.path / f"{stage}.npz") as saved:
+                sets = {k: saved[k] for k in saved.files if k != "paths"}
+        else:
+            sets = enc.extract(bank.at(enc.image_size), batch_size)
+            if run is not None:
+                np.savez_compressed(
+                    run.new_file(f"{stage}.npz"), paths=bank.table["path"].to_numpy(str), **sets
+                )
+                run.mark_stage_done(stage)
+        order = [k for k in ("lung_opacity", "4", "18", "1024") if k in sets] or list(sets)
+        rows.extend(FeatureRow(enc.key, enc.label, k, sets[k]) for k in order)
+    rows.append(no_data_row(len(bank.table)))
+    return rows

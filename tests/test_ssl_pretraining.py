@@ -1,0 +1,98 @@
+"""Shared SimSiam pre-training: stage semantics, the end-to-end log, resumable runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kerassev.data.pipeline import PipelineConfig
+from kerassev.models.backbones import build_backbone
+from kerassev.models.heads import build_encoder, build_predictor
+from kerassev.models.simsiam import SimSiam
+from kerassev.models.unfreeze import trainable_summary
+from kerassev.recipes.ssl_pretraining import SSLStage, pretrain_simsiam, set_backbone_trainable
+from kerassev.runs import RunFolder
+
+SIZE = 32
+PIPE = PipelineConfig(image_size=SIZE, batch_size=8, two_view_policy="mrale", drop_remainder=True)
+
+
+def _simsiam():
+    backbone = build_backbone("tiny_cnn", weights=None, input_shape=(SIZE, SIZE, 3))
+    encoder = build_encoder(backbone, projection_dim=16)
+    return SimSiam(encoder, build_predictor(16, hidden=8)), backbone
+
+
+def _images(n=16):
+    return np.random.default_rng(0).uniform(size=(n, SIZE, SIZE)).astype(np.float32)
+
+
+def _trainable_backbone_layers(model):
+    s = trainable_summary(model.encoder)
+    return set(s.loc[s["trainable"] & s["path"].str.startswith("tiny_cnn/"), "path"])
+
+
+def test_unfreeze_top_none_zero_and_n():
+    model, _ = _simsiam()
+    set_backbone_trainable(model, "tiny_cnn", None)  # whole backbone, BN included
+    assert _trainable_backbone_layers(model) == {
+        f"tiny_cnn/{k}{i}" for k in ("conv", "bn") for i in (1, 2, 3)
+    }
+    set_backbone_trainable(model, "tiny_cnn", 0)  # frozen; the projector still trains
+    assert _trainable_backbone_layers(model) == set()
+    assert len(model.encoder.trainable_weights) > 0
+    set_backbone_trainable(model, "tiny_cnn", 2)  # top-2 weight-bearing non-BN layers
+    assert _trainable_backbone_layers(model) == {"tiny_cnn/conv2", "tiny_cnn/conv3"}
+
+
+def test_stages_run_in_order_and_log_end_to_end_without_run():
+    model, backbone = _simsiam()
+    before = [w.numpy().copy() for w in backbone.weights]
+    log = pretrain_simsiam(
+        model,
+        _images(),
+        stages=[("a", SSLStage(epochs=2)), ("b", SSLStage(epochs=1, unfreeze_top=None))],
+        pipeline=PIPE,
+        run=None,
+        backbone_name="tiny_cnn",
+    )
+    assert list(log["stage"]) == ["a", "a", "b"]
+    assert list(log["global_epoch"]) == [1, 2, 3] and list(log["epoch"]) == [0, 1, 0]
+    assert {"loss", "z_std_ratio"} <= set(log.columns) and np.isfinite(log["loss"]).all()
+    after = [w.numpy() for w in backbone.weights]
+    changed = [not np.array_equal(a, b) for a, b in zip(before, after, strict=True)]
+    assert any(changed)  # stage b trained the backbone
+
+
+def test_with_run_stages_are_named_logged_and_reloaded(tmp_path):
+    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
+    kwargs = dict(
+        stages=[("stage_a", SSLStage(epochs=1)), ("stage_b", SSLStage(epochs=1, unfreeze_top=2))],
+        pipeline=PIPE,
+        run=run,
+        backbone_name="tiny_cnn",
+        stage_prefix="ssl_x/",
+    )
+    model, _ = _simsiam()
+    log = pretrain_simsiam(model, _images(), **kwargs)
+    assert run.stage_done("ssl_x/stage_a") and run.stage_done("ssl_x/stage_b")
+    assert list(log["stage"]) == ["stage_a", "stage_b"] and list(log["global_epoch"]) == [1, 2]
+
+    again, _ = _simsiam()  # a resumed run loads the finished stages instead of training them
+    log2 = pretrain_simsiam(again, _images(), **kwargs)
+    for a, b in zip(model.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert log2.equals(log)
+
+
+def test_needs_two_views():
+    model, _ = _simsiam()
+    with pytest.raises(ValueError, match="two_view_policy"):
+        pretrain_simsiam(
+            model,
+            _images(),
+            stages=[("a", SSLStage(epochs=1))],
+            pipeline=PIPE.replace(two_view_policy=None),
+            run=None,
+            backbone_name="tiny_cnn",
+        )
