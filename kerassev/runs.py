@@ -172,9 +172,12 @@ class RunFolder:
     def stage_done(self, stage: str) -> bool:
         return stage in self.info["stages_done"]
 
-    def mark_stage_done(self, stage: str) -> None:
+    def mark_stage_done(self, stage: str, *, seconds: float | None = None) -> None:
+        """Record a finished stage (and its wall time in this session, when given)."""
         if stage not in self.info["stages_done"]:
             self.info["stages_done"].append(stage)
+            if seconds is not None:
+                self.info.setdefault("stage_seconds", {})[stage] = round(seconds, 1)
             self._save()
 
     def mark_complete(self, **summary: Any) -> None:

@@ -1,0 +1,5 @@
+import sys
+
+from kerassev.cli import main
+
+sys.exit(main())

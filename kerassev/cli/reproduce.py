@@ -1,0 +1,85 @@
+"""``kerassev reproduce mrale|cohen``: run a paper end to end into a new run folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from kerassev.cli import UserError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("reproduce", help="reproduce a paper end to end")
+    papers = parser.add_subparsers(dest="paper", required=True)
+    _add_mrale(papers)
+    try:
+        from kerassev.cli.reproduce_cohen import add_cohen_parser
+    except ModuleNotFoundError as err:  # pragma: no cover - only while paper 03 is absent
+        if err.name != "kerassev.cli.reproduce_cohen":
+            raise
+    else:
+        add_cohen_parser(papers)
+
+
+def _add_mrale(papers) -> None:
+    p = papers.add_parser(
+        "mrale",
+        help="paper 01: mRALE regression on a SimSiam ResNet-50 encoder",
+        description=(
+            "Paper 01 (Liang et al. 2023). Without --data it runs on synthetic phantoms; with "
+            "--data (MIDRC DICOMs) and --labels (the MIDRC mRALE CSV) it runs the real thing."
+        ),
+    )
+    p.add_argument("--preset", choices=("smoke", "paper"), default="smoke")
+    p.add_argument(
+        "--data", help="folder of MIDRC mRALE DICOMs (any layout; joined by StudyInstanceUID)"
+    )
+    p.add_argument("--labels", help="MIDRC mRALE label CSV")
+    p.add_argument("--weights", help="local ImageNet ResNet-50 notop weights file (.h5)")
+    p.add_argument("--out", required=True, help="parent folder; each run gets a new sub-folder")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the latest unfinished run in --out"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override preset values, e.g. --set image_size=128 ssl_stage_a.epochs=3",
+    )
+    p.add_argument("--no-export", action="store_true", help="skip .keras/SavedModel/TFLite exports")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.set_defaults(func=run_mrale)
+
+
+def run_mrale(args: argparse.Namespace) -> int:
+    from kerassev.recipes.mrale import MraleConfig, reproduce_mrale
+    from kerassev.runs import RunError
+
+    if (args.data is None) != (args.labels is None):
+        raise UserError("--data and --labels go together (MIDRC images and their label CSV)")
+    from kerassev.recipes.overrides import apply_overrides
+
+    try:
+        config = apply_overrides(
+            MraleConfig.from_preset(args.preset, seed=args.seed), args.overrides
+        )
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    try:
+        result = reproduce_mrale(
+            config,
+            args.out,
+            image_root=args.data,
+            labels_csv=args.labels,
+            weights=args.weights,
+            resume=args.resume,
+            verbose=min(args.verbose, 2),
+            export=not args.no_export,
+        )
+    except (RunError, FileNotFoundError) as err:
+        raise UserError(str(err)) from err
+    print(result.report())
+    print(f"\nrun folder: {result.run.path}")
+    return 0

@@ -1,0 +1,354 @@
+"""Paper 01 end to end: SSL encoders, 5-fold grouped CV of every comparator, Table 1 with
+confidence intervals and significance tests, Grad-CAM, figures and exports, in one run folder.
+
+Call :func:`reproduce_mrale`; the CLI (``kerassev reproduce mrale``) and notebook 01 both do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kerassev.data.splits import grouped_stratified_kfold
+from kerassev.evaluation.cv import per_fold_metrics, run_cv
+from kerassev.explain.gradcam import overlay_grid
+from kerassev.exports import check_exports, export_model
+from kerassev.models.backbones import BackboneWeightsError, keras_weights_cache
+from kerassev.models.heads import build_regressor
+from kerassev.runs import RunFolder
+from kerassev.stats.significance import paired_tests, paired_tests_on_predictions
+from kerassev.stats.tables import summary_table, to_markdown, write_table
+from kerassev.training import stage_weights_path
+
+from . import figures
+from .config import COMPARATOR_LABELS, PAPER_TABLE1, MraleConfig
+from .data import MraleData, midrc_data, phantom_data
+from .regression import MraleFolds, build_scratch_regressor
+from .ssl import build_mrale_encoder, model_inputs, pretrain_encoder
+
+log = logging.getLogger(__name__)
+SCORE_RANGE = (0, 24)
+TABLE_METRICS = ("mae", "mse", "spearman", "rmse", "pearson", "r2", "qwk")
+
+
+@dataclass
+class MraleResult:
+    run: RunFolder
+    data_source: str
+    table: pd.DataFrame  # Table-1-shaped summary (ours + labelled paper columns)
+    per_fold: pd.DataFrame
+    oof: pd.DataFrame
+    tests: pd.DataFrame  # paired t / Wilcoxon over folds
+    tests_per_image: pd.DataFrame
+    gradcam: pd.DataFrame  # per-image CAM mass inside the opacity mask (phantoms)
+    skipped: dict[str, str] = field(default_factory=dict)
+    exports: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def caption(self) -> str:
+        cfg = MraleConfig(**_config_from_info(self.run.info["config"]))
+        return f"Data: {self.data_source}. Config: {cfg.describe()}. {self.run.describe()}."
+
+    def compact_table(self) -> pd.DataFrame:
+        """Table 1's own metrics (MAE, MSE, Spearman) with their CIs and the paper's columns;
+        the full table (RMSE, Pearson, R^2, QWK too) is ``table`` / tables/table1.csv."""
+        keep = [
+            c
+            for c in self.table.columns
+            if c in ("comparator", "model", "folds", "n (pooled)")
+            or c.split(" ")[0] in ("MAE", "MSE", "Spearman")
+            or c.startswith("paper:")
+        ]
+        return self.table[keep]
+
+    def gradcam_summary(self) -> pd.DataFrame:
+        if self.gradcam.empty:
+            return pd.DataFrame()
+        g = self.gradcam.groupby("comparator")
+        return pd.DataFrame(
+            {
+                "CAM mass in opacity (trained)": g["mass"].mean(),
+                "CAM mass in opacity (random-init control)": g["mass_control"].mean(),
+                "opacity area fraction (chance level)": g["mask_area"].mean(),
+                "images scored": g["mass"].count(),
+            }
+        )
+
+    def report(self) -> str:
+        lines = [f"Table 1 (ours; paper figures in the 'paper:' columns). {self.caption}"]
+        lines.append(to_markdown(self.compact_table().drop(columns="model")))
+        if self.skipped:
+            lines += [f"skipped {k}: {v}" for k, v in self.skipped.items()]
+        gs = self.gradcam_summary()
+        if not gs.empty:
+            lines += ["", "Grad-CAM mass inside the known opacity mask (held-out phantoms):"]
+            lines.append(to_markdown(gs.round(3).reset_index()))
+        return "\n".join(lines)
+
+
+def _config_from_info(stored: dict) -> dict:
+    """Rebuild nested dataclasses from the JSON config stored in run.json."""
+    from .config import SSLStage
+
+    known = {f.name for f in dataclasses.fields(MraleConfig)}
+    out = {k: v for k, v in stored.items() if k in known}
+    for key in ("ssl_stage_a", "ssl_stage_b"):
+        if isinstance(out.get(key), dict):
+            out[key] = SSLStage(**out[key])
+    for key in ("phantom_timepoints", "head_units", "comparators"):
+        if key in out:
+            out[key] = tuple(out[key])
+    return out
+
+
+def resolve_imagenet_weights(weights: str | None) -> tuple[str | None, str | None]:
+    """(weights to use, reason for skipping). Offline without a file the ImageNet row is skipped."""
+    if weights:
+        if not Path(weights).is_file():
+            return None, f"--weights file {weights} does not exist"
+        return str(weights), None
+    if any(p.is_file() for p in keras_weights_cache()):
+        return "imagenet", None
+    return None, (
+        "no ImageNet ResNet-50 weights offline: pass --weights "
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 (see README)"
+    )
+
+
+def reproduce_mrale(
+    config: MraleConfig,
+    out: str | Path,
+    *,
+    image_root: str | Path | None = None,
+    labels_csv: str | Path | None = None,
+    weights: str | None = None,
+    resume: bool = False,
+    verbose: int = 0,
+    export: bool = True,
+) -> MraleResult:
+    """Run paper 01 on MIDRC data (``image_root`` + ``labels_csv``) or on phantoms (neither)."""
+    if (image_root is None) != (labels_csv is None):
+        raise ValueError(
+            "give both image_root and labels_csv for MIDRC data, or neither for phantoms"
+        )
+    kind = f"mrale-{config.preset}"
+    stored = {**dataclasses.asdict(config), "image_root": image_root, "labels_csv": labels_csv}
+    if resume:
+        run = RunFolder.resume(out, kind, config=stored)
+    else:
+        run = RunFolder.create(out, kind, config=stored, seed=config.seed)
+    _seed_everything(config.seed)
+
+    data = (
+        phantom_data(config) if image_root is None else midrc_data(config, image_root, labels_csv)
+    )
+    inputs = model_inputs(data.images, config)
+    log.info("%s; %s", data.source, config.describe())
+
+    skipped: dict[str, str] = {}
+    ssl_inits = {"ssl_imagenet": "imagenet", "ssl_scratch": "scratch"}
+    logs = {}
+    ssl_ready = []
+    for name in config.comparators:
+        if name not in ssl_inits:
+            continue
+        init = ssl_inits[name]
+        init_weights = None
+        if init == "imagenet":
+            init_weights, reason = resolve_imagenet_weights(weights)
+            if reason:
+                skipped[name] = reason
+                continue
+        try:
+            _, logs[init] = pretrain_encoder(
+                data.images, config, run, init=init, weights=init_weights, verbose=verbose
+            )
+        except BackboneWeightsError as err:
+            skipped[name] = str(err)
+            continue
+        ssl_ready.append(name)
+
+    folds_ctx = MraleFolds(
+        data=data,
+        inputs=inputs,
+        config=config,
+        run=run,
+        verbose=verbose,
+        gradcam_for=(*ssl_ready, "resnet50_scratch"),
+    )
+    comparators = {}
+    for name in ssl_ready:
+        comparators[name] = folds_ctx.ssl_regressor(ssl_inits[name], name=name)
+    if "resnet50_scratch" in config.comparators:
+        comparators["resnet50_scratch"] = folds_ctx.resnet50_scratch()
+    if config.subscore_head and ssl_ready:
+        # Beyond the paper, on the best-available SSL encoder (ImageNet start when present).
+        comparators["ssl_subscores"] = folds_ctx.ssl_regressor(
+            ssl_inits[ssl_ready[0]], name="ssl_subscores", subscores=True
+        )
+
+    folds = grouped_stratified_kfold(
+        data.table, config.n_folds, score_col="mrale", seed=config.seed
+    )
+    oof = run_cv(
+        data.table,
+        comparators,
+        folds=folds,
+        target_col="mrale",
+        progress_path=run.path / "oof_progress.csv",
+        verbose=bool(verbose),
+    )
+    per_fold = per_fold_metrics(oof, score_range=SCORE_RANGE)
+    table = summary_table(
+        per_fold,
+        oof,
+        metrics=TABLE_METRICS,
+        paper=PAPER_TABLE1,
+        score_range=SCORE_RANGE,
+        seed=config.seed,
+    )
+    tests = paired_tests(per_fold, metric="mae")
+    tests_per_image = paired_tests_on_predictions(oof)
+    gradcam_table = _collect_gradcam(run, data)
+
+    result = MraleResult(
+        run=run,
+        data_source=data.source,
+        table=_label_rows(table),
+        per_fold=per_fold,
+        oof=oof,
+        tests=tests,
+        tests_per_image=tests_per_image,
+        gradcam=gradcam_table,
+        skipped=skipped,
+    )
+    _write_outputs(result, logs, data, inputs)
+    if export:
+        result.exports = _export_chosen(result, config, inputs)
+    run.mark_complete(
+        comparators=list(comparators), skipped=skipped, exports=result.exports, data=data.source
+    )
+    return result
+
+
+def _seed_everything(seed: int) -> None:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def _label_rows(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.copy()
+    first = table.columns[0]
+    table.insert(1, "model", table[first].map(lambda c: COMPARATOR_LABELS.get(c, c)))
+    return table
+
+
+def _collect_gradcam(run: RunFolder, data: MraleData) -> pd.DataFrame:
+    rows = []
+    for path in sorted((run.path / "gradcam").glob("*_fold*.npz")):
+        name, fold = path.stem.rsplit("_fold", 1)
+        z = np.load(path)
+        if "mass" not in z:
+            continue
+        rows.append(
+            pd.DataFrame(
+                {
+                    "comparator": name,
+                    "fold": int(fold),
+                    "row": z["rows"],
+                    "mrale": data.targets[z["rows"]],
+                    "mass": z["mass"],
+                    "mass_control": z["mass_control"],
+                    "mask_area": z["mask_area"],
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def _write_outputs(result: MraleResult, logs: dict, data: MraleData, inputs) -> None:
+    run, caption = result.run, result.caption
+    result.oof.to_csv(run.new_file("oof_predictions.csv"), index=False)
+    result.per_fold.to_csv(run.new_file("per_fold_metrics.csv"), index=False)
+    write_table(result.table, run.subdir("tables"), "table1")
+    write_table(result.tests, run.subdir("tables"), "paired_tests_over_folds")
+    write_table(result.tests_per_image, run.subdir("tables"), "paired_tests_per_image")
+    if not result.gradcam.empty:
+        result.gradcam.to_csv(run.new_file("gradcam_mass.csv"), index=False)
+        write_table(result.gradcam_summary().reset_index(), run.subdir("tables"), "gradcam_mass")
+    (run.new_file("REPORT.md")).write_text(result.report() + "\n")
+
+    figs = run.subdir("figures")
+    if logs:
+        figures.ssl_curves(logs, caption).savefig(figs / "fig3_ssl_loss_hot_vs_cold.png", dpi=120)
+    figures.prediction_scatter(result.oof, caption).savefig(figs / "predicted_vs_true.png", dpi=120)
+    if not result.gradcam.empty:
+        figures.gradcam_mass_plot(result.gradcam, caption).savefig(
+            figs / "gradcam_mass.png", dpi=120
+        )
+    grid = gradcam_best_worst(result, data)
+    if grid is not None:
+        grid.savefig(figs / "fig4_gradcam_best_worst.png", dpi=120)
+
+
+def gradcam_best_worst(result: MraleResult, data: MraleData, n: int = 4):
+    """Grad-CAM overlays for the best- and worst-predicted held-out images of the first model."""
+    files = sorted((result.run.path / "gradcam").glob("*_fold*.npz"))
+    if not files:
+        return None
+    name = files[0].stem.rsplit("_fold", 1)[0]
+    rows, heat = [], []
+    for path in files:
+        if path.stem.rsplit("_fold", 1)[0] == name:
+            z = np.load(path)
+            rows.append(z["rows"])
+            heat.append(z["heatmaps"].astype(np.float32))
+    rows, heat = np.concatenate(rows), np.concatenate(heat)
+    oof = result.oof[result.oof["comparator"] == name].set_index("row_id")
+    ids = data.table["path"].astype(str).to_numpy()[rows]
+    err = np.abs(oof.loc[ids, "y_pred"].to_numpy() - oof.loc[ids, "y_true"].to_numpy())
+    order = np.argsort(err)
+    pick = np.concatenate([order[:n], order[-n:]])
+    titles = [
+        f"{'best' if i < n else 'worst'}: true {oof.loc[ids[j], 'y_true']:.0f}, "
+        f"pred {oof.loc[ids[j], 'y_pred']:.1f}"
+        for i, j in enumerate(pick)
+    ]
+    fig = overlay_grid(data.images[rows[pick]], heat[pick], titles=titles, ncols=n)
+    fig.suptitle(f"Grad-CAM, {COMPARATOR_LABELS.get(name, name)}. {result.caption}", fontsize=7)
+    return fig
+
+
+def _export_chosen(result: MraleResult, config: MraleConfig, inputs: np.ndarray) -> dict[str, str]:
+    """Export the fold-0 model of the comparator with the lowest pooled out-of-fold MAE."""
+    # The paper's comparators only: the sub-score model has two outputs and stays a research row.
+    per = result.per_fold[result.per_fold["comparator"].isin(PAPER_TABLE1)]
+    if per.empty:
+        return {}
+    chosen = per.groupby("comparator")["mae"].mean().idxmin()
+    if chosen == "resnet50_scratch":
+        model = build_scratch_regressor(config)
+    else:
+        model = build_regressor(build_mrale_encoder(config), units=config.head_units)
+    model.load_weights(stage_weights_path(result.run, f"{chosen}/fold0/finetune"))
+    paths = export_model(model, result.run.subdir("exports"), name=f"{chosen}_fold0")
+    diffs = check_exports(model, paths, inputs[:4], atol=1e-3)
+    note = (
+        f"{chosen}, fold 0 model (trained on folds 1-{config.n_folds - 1}); input: "
+        f"{config.image_size}x{config.image_size}x3, ImageNet 'caffe' preprocessing; "
+        f"max abs diff on reload: {diffs}"
+    )
+    (result.run.path / "exports" / "README.txt").write_text(note + "\n")
+    return {
+        "chosen": chosen,
+        "keras": str(paths.keras_file),
+        "saved_model": str(paths.saved_model),
+        "tflite": str(paths.tflite_file),
+        "note": note,
+    }

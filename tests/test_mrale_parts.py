@@ -1,0 +1,83 @@
+"""Paper-01 building blocks that need no full run: config presets, overrides, head sharing."""
+
+import keras
+import numpy as np
+import pytest
+
+from kerassev.models.backbones import build_backbone
+from kerassev.models.heads import build_encoder, build_regressor
+from kerassev.recipes.mrale import MraleConfig, SSLStage
+from kerassev.recipes.mrale import reproduce as mrale_reproduce
+from kerassev.recipes.mrale.regression import head_model
+from kerassev.recipes.overrides import apply_overrides
+
+
+def test_paper_preset_holds_the_papers_numbers():
+    cfg = MraleConfig.paper()
+    assert cfg.image_size == 224 and cfg.n_folds == 5 and cfg.projection_dim == 2048
+    assert cfg.ssl_stage_a == SSLStage(epochs=15, lr=0.02, momentum=0.6, unfreeze_top=0)
+    assert cfg.ssl_stage_b == SSLStage(epochs=20, lr=0.02, momentum=0.6, unfreeze_top=20)
+    assert cfg.head_units == (256, 256) and cfg.head_epochs == 20
+    assert (cfg.finetune_epochs, cfg.finetune_lr, cfg.finetune_unfreeze_top) == (15, 1e-5, 20)
+    assert cfg.augment_policy == "mrale" and cfg.l2 == 1e-3 and cfg.predictor_hidden == 512
+
+
+def test_smoke_preset_shrinks_only_size_data_and_epochs():
+    paper, smoke = MraleConfig.paper(), MraleConfig.smoke()
+    same = (
+        "projection_dim",
+        "predictor_hidden",
+        "l2",
+        "head_units",
+        "head_lr",
+        "finetune_lr",
+        "finetune_unfreeze_top",
+        "augment_policy",
+        "n_folds",
+        "comparators",
+    )
+    for name in same:
+        assert getattr(paper, name) == getattr(smoke, name), name
+    assert smoke.ssl_stage_b.unfreeze_top == paper.ssl_stage_b.unfreeze_top
+    assert smoke.image_size < paper.image_size and smoke.phantom_patients < paper.phantom_patients
+
+
+def test_overrides_parse_to_field_types_and_reject_unknown_keys():
+    cfg = apply_overrides(
+        MraleConfig.smoke(),
+        ["image_size=32", "ssl_stage_b.epochs=3", "comparators=ssl_scratch", "subscore_head=false"],
+    )
+    assert cfg.image_size == 32 and cfg.ssl_stage_b.epochs == 3
+    assert cfg.comparators == ("ssl_scratch",) and cfg.subscore_head is False
+    with pytest.raises(ValueError, match="unknown setting 'imagesize'"):
+        apply_overrides(cfg, ["imagesize=32"])
+    with pytest.raises(ValueError, match="expected a int"):
+        apply_overrides(cfg, ["image_size=big"])
+
+
+def test_head_model_shares_weights_with_the_regressor():
+    backbone = build_backbone("tiny_cnn", input_shape=(32, 32, 3))
+    encoder = build_encoder(backbone, projection_dim=16)
+    regressor = build_regressor(encoder, units=(8, 8))
+    head = head_model(regressor)
+    x = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    emb = encoder.predict(x, verbose=0)
+    np.testing.assert_allclose(
+        head.predict(emb, verbose=0), regressor.predict(x, verbose=0), atol=1e-5
+    )
+    # training the head on embeddings moves the regressor's own head weights
+    head.compile(keras.optimizers.SGD(0.1), loss="mse")
+    before = regressor.get_layer("mrale").get_weights()[0].copy()
+    head.fit(emb, np.ones(4), epochs=1, verbose=0)
+    assert not np.allclose(before, regressor.get_layer("mrale").get_weights()[0])
+
+
+def test_imagenet_row_is_skipped_offline_with_how_to_fix(monkeypatch, tmp_path):
+    monkeypatch.setattr(mrale_reproduce, "keras_weights_cache", lambda: [tmp_path / "absent.h5"])
+    weights, reason = mrale_reproduce.resolve_imagenet_weights(None)
+    assert weights is None and "--weights" in reason and "notop" in reason
+    weights, reason = mrale_reproduce.resolve_imagenet_weights(str(tmp_path / "missing.h5"))
+    assert weights is None and "missing.h5" in reason
+    local = tmp_path / "resnet50_notop.h5"
+    local.write_bytes(b"")
+    assert mrale_reproduce.resolve_imagenet_weights(str(local)) == (str(local), None)
