@@ -201,3 +201,22 @@ def test_missing_root_is_data_not_found(tmp_path):
 
     with pytest.raises(DataNotFoundError):
         load_covid_radiography(tmp_path / "absent")
+
+
+def test_load_or_skip_says_why_an_absent_data_set_is_skipped(tmp_path, monkeypatch, capsys):
+    from kerassev import config
+    from kerassev.data.loaders import load_or_skip
+
+    monkeypatch.setenv(config.DATA_ENV, str(tmp_path))
+    assert load_or_skip("covid_radiography") is None
+    out = capsys.readouterr().out
+    assert "SKIPPED covid_radiography" in out and str(tmp_path) in out
+
+
+def test_load_or_skip_loads_a_present_data_set(shared_data, capsys):
+    from kerassev.data.loaders import load_or_skip
+
+    shared_data("covid_radiography")
+    table = load_or_skip("covid_radiography")
+    assert len(table) == 500
+    assert "covid_radiography: 500 rows" in capsys.readouterr().out

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import pandas as pd
 
+from kerassev import config
 from kerassev.data.loaders.covid_chestxray import load_covid_chestxray
 from kerassev.data.loaders.covid_radiography import load_covid_radiography
 from kerassev.data.loaders.covidx_ct import load_covidx_ct
@@ -29,8 +31,28 @@ LOADERS: dict[str, Callable[..., pd.DataFrame]] = {
     "cxr_lesion_masks": load_cxr_lesion_masks,
 }
 
+
+def load_or_skip(name: str, **kwargs) -> pd.DataFrame | None:
+    """Load a real data set by manifest name, printing its loader's notices; when its folder is
+    absent, print why and return None (notebooks skip that section visibly instead of failing)."""
+    from kerassev.data.manifest import load_manifest
+
+    folder = config.data_root() / load_manifest(name).folder
+    if not folder.is_dir():
+        print(f"SKIPPED {name}: {folder} is absent (set {config.DATA_ENV})")
+        return None
+    with warnings.catch_warnings(record=True) as notices:
+        warnings.simplefilter("always")
+        table = LOADERS[name](**kwargs)
+    for notice in notices:
+        print("notice:", str(notice.message)[:200])
+    print(f"{name}: {len(table)} rows, {table['patient_id'].nunique()} patient groups")
+    return table
+
+
 __all__ = [
     "LOADERS",
+    "load_or_skip",
     "assemble_mask",
     "load_covid_chestxray",
     "load_covid_radiography",
