@@ -14,18 +14,15 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_demo)
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from kerassev.cli.reproduce import run_mrale
+def demo_argv(args: argparse.Namespace) -> list[str]:
+    """The equivalent ``kerassev reproduce mrale`` command line (one parser, no drift)."""
+    argv = ["reproduce", "mrale", "--preset", "smoke", "--out", str(args.out), "-v"]
+    return [*argv, "--resume"] if args.resume else argv
 
-    ns = argparse.Namespace(
-        preset="smoke",
-        data=None,
-        labels=None,
-        weights=None,
-        out=args.out,
-        resume=args.resume,
-        seed=0,
-        no_export=False,
-        verbose=1,
-    )
-    return run_mrale(ns)
+
+def run_demo(args: argparse.Namespace) -> int:
+    from kerassev.cli import build_parser
+
+    print("kerassev", " ".join(demo_argv(args)))
+    inner = build_parser().parse_args(demo_argv(args))
+    return inner.func(inner)
