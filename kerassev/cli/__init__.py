@@ -8,7 +8,7 @@ import importlib
 import os
 import sys
 
-# Sub-command modules, in help order. A module missing here is a bug, not an optional feature.
+# Sub-command modules, in help order.
 _COMMAND_MODULES = ["demo", "dicom", "data", "reproduce", "convert"]
 
 
@@ -20,13 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kerassev", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"kerassev.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"kerassev.cli.{name}":
-                continue  # command group not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"kerassev.cli.{name}").register(sub)
     return parser
 
 

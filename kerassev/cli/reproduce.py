@@ -5,19 +5,14 @@ from __future__ import annotations
 import argparse
 
 from kerassev.cli import UserError
+from kerassev.cli.reproduce_cohen import add_cohen_parser
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("reproduce", help="reproduce a paper end to end")
     papers = parser.add_subparsers(dest="paper", required=True)
     _add_mrale(papers)
-    try:
-        from kerassev.cli.reproduce_cohen import add_cohen_parser
-    except ModuleNotFoundError as err:  # pragma: no cover - only while paper 03 is absent
-        if err.name != "kerassev.cli.reproduce_cohen":
-            raise
-    else:
-        add_cohen_parser(papers)
+    add_cohen_parser(papers)
 
 
 def _add_mrale(papers) -> None:
