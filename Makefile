@@ -27,8 +27,9 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 ## Main job on built-in data (synthetic phantoms): writes a new run folder under runs/.
+## `make demo ARGS=--resume` continues the latest unfinished demo run.
 demo: $(VENV)/.installed
-	$(BIN)/kerassev demo --out runs
+	$(BIN)/kerassev demo --out runs $(ARGS)
 
 ## Every test: lint, unit and real-data tests, and the notebooks under nbval (smoke preset).
 test: $(VENV)/.installed-test
