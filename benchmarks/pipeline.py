@@ -23,12 +23,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
-from pydicom.dataset import FileDataset, FileMetaDataset  # noqa: E402
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid  # noqa: E402
 
 from kerassev import config  # noqa: E402
 from kerassev.data.cache import DecodedCache  # noqa: E402
 from kerassev.data.pipeline import PipelineConfig, build_dataset  # noqa: E402
+from kerassev.io.dicom_write import write_dicom  # noqa: E402
 
 RSNA = "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm"
 
@@ -43,24 +42,6 @@ def base_image(size: int = 1024) -> np.ndarray:
     return (0.5 + 0.4 * np.sin(6 * xx) * np.cos(4 * yy)).astype(np.float32)
 
 
-def write_dicom(path: Path, pixels: np.ndarray) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = (
-        meta.MediaStorageSOPClassUID,
-        meta.MediaStorageSOPInstanceUID,
-    )
-    ds.Modality, ds.PatientID = "CR", path.stem
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-
-
 def make_files(root: Path, n: int) -> tuple[list[str], list[str]]:
     base = base_image()
     dcms, pngs = [], []
@@ -68,7 +49,7 @@ def make_files(root: Path, n: int) -> tuple[list[str], list[str]]:
         img = base.copy()
         img[0, : i + 1] = 1.0  # distinct bytes per file
         d, p = root / f"img{i:04d}.dcm", root / f"img{i:04d}.png"
-        write_dicom(d, np.rint(img * 4095))
+        write_dicom(d, img, bits_stored=12, patient_id=d.stem)
         Image.fromarray(np.rint(img * 255).astype(np.uint8)).save(p, compress_level=1)
         dcms.append(str(d))
         pngs.append(str(p))

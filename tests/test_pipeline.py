@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import keras
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 from PIL import Image
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from kerassev.data.cache import DecodedCache
 from kerassev.data.pipeline import (
@@ -21,27 +17,9 @@ from kerassev.data.pipeline import (
     build_dataset_from_arrays,
     load_images,
 )
+from kerassev.io.dicom_write import write_dicom
 
 UNIT = PipelineConfig(image_size=32, batch_size=4, preprocessing="unit", shuffle=False)
-
-
-def write_dicom(path: Path, pixels: np.ndarray) -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = (
-        meta.MediaStorageSOPClassUID,
-        meta.MediaStorageSOPInstanceUID,
-    )
-    ds.Modality, ds.PatientID = "CR", "p"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 def _img(h, w, seed):
@@ -68,8 +46,8 @@ def files(tmp_path):
     rgba = np.dstack([g, g, g, np.full_like(g, 255)])
     Image.fromarray(rgba, "RGBA").save(out.setdefault("rgba", tmp_path / "rgba.png"))
     Image.fromarray(g).save(out.setdefault("jpeg", tmp_path / "g.jpg"), quality=95)
-    pix = np.random.default_rng(2).integers(0, 4096, (48, 36))
-    out["dicom"] = write_dicom(tmp_path / "d.dcm", pix)
+    pix = np.random.default_rng(2).random((48, 36)).astype(np.float32)
+    out["dicom"] = write_dicom(tmp_path / "d.dcm", pix, bits_stored=12, patient_id="p")
     return out
 
 
