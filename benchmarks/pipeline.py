@@ -23,6 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
+from pydicom import dcmread  # noqa: E402
+from pydicom.uid import JPEG2000Lossless  # noqa: E402
 
 from kerassev import config  # noqa: E402
 from kerassev.data.cache import DecodedCache  # noqa: E402
@@ -42,18 +44,23 @@ def base_image(size: int = 1024) -> np.ndarray:
     return (0.5 + 0.4 * np.sin(6 * xx) * np.cos(4 * yy)).astype(np.float32)
 
 
-def make_files(root: Path, n: int) -> tuple[list[str], list[str]]:
+def make_files(root: Path, n: int) -> tuple[list[str], list[str], list[str]]:
+    """``n`` distinct images as uncompressed DICOM, JPEG 2000 lossless DICOM and 8-bit PNG."""
     base = base_image()
-    dcms, pngs = [], []
+    dcms, j2ks, pngs = [], [], []
     for i in range(n):
         img = base.copy()
         img[0, : i + 1] = 1.0  # distinct bytes per file
         d, p = root / f"img{i:04d}.dcm", root / f"img{i:04d}.png"
         write_dicom(d, img, bits_stored=12, patient_id=d.stem)
+        ds = dcmread(d)
+        ds.compress(JPEG2000Lossless)  # pylibjpeg-openjpeg encodes; decoding is ~20x slower
+        ds.save_as(j2k := root / f"img{i:04d}_j2k.dcm")
         Image.fromarray(np.rint(img * 255).astype(np.uint8)).save(p, compress_level=1)
         dcms.append(str(d))
+        j2ks.append(str(j2k))
         pngs.append(str(p))
-    return dcms, pngs
+    return dcms, j2ks, pngs
 
 
 def throughput(table: pd.DataFrame, cfg: PipelineConfig, batches: int, cache=None) -> str:
@@ -85,15 +92,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
-        dcms, pngs = make_files(root, args.n)
+        dcms, j2ks, pngs = make_files(root, args.n)
         print(
-            f"wrote {args.n} DICOM (1024x1024, 12-bit) + {args.n} PNG in {time.perf_counter() - t0:.1f} s"
+            f"wrote {args.n} DICOM (1024x1024, 12-bit; uncompressed and JPEG 2000) + {args.n} PNG "
+            f"in {time.perf_counter() - t0:.1f} s"
         )
         dtab = pd.DataFrame({"path": dcms, "patient_id": "p"})
+        jtab = pd.DataFrame({"path": j2ks, "patient_id": "p"})
         ptab = pd.DataFrame({"path": pngs, "patient_id": "p"})
 
         cold = throughput(dtab, cfg.replace(cache_decoded=False), args.batches)
         print(f"raw DICOM, decoded every pass : {cold}  [two views each]")
+        cold_j2k = throughput(jtab, cfg.replace(cache_decoded=False), args.batches)
+        print(f"raw JPEG 2000 DICOM, each pass: {cold_j2k}")
 
         cache = DecodedCache(root / "cache")
         t0 = time.perf_counter()
