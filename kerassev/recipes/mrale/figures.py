@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from .config import COMPARATOR_LABELS
+
+
+def add_caption(fig, caption: str, width: int = 130) -> None:
+    """Put the data/configuration caption above the axes, wrapped so nothing is cut off
+    (save with ``bbox_inches="tight"``)."""
+    text = textwrap.fill(caption, width)
+    fig.suptitle(text, fontsize=7, y=1.0 + 0.035 * text.count("\n"), va="bottom")
 
 
 def ssl_curves(logs: dict[str, pd.DataFrame], caption: str):
@@ -28,11 +37,12 @@ def ssl_curves(logs: dict[str, pd.DataFrame], caption: str):
     ax_loss.set(
         xlabel="epoch (stage A | stage B)", ylabel="SimSiam loss (eq. 3)", ylim=(-1.05, 0.05)
     )
-    ax_std.set(xlabel="epoch", ylabel="z std x sqrt(d)  (0 = collapsed)")
+    # Fixed scale: ~1 is healthy, 0 is collapsed; autoscaling would magnify noise near 1.
+    ax_std.set(xlabel="epoch", ylabel="z std x sqrt(d)  (0 = collapsed)", ylim=(0, 1.1))
     for ax in (ax_loss, ax_std):
         ax.legend(fontsize=8)
-    fig.suptitle(caption, fontsize=8)
     fig.tight_layout()
+    add_caption(fig, caption)
     return fig
 
 
@@ -47,8 +57,8 @@ def prediction_scatter(oof: pd.DataFrame, caption: str, score_max: float = 24):
         ax.set(xlim=(-1, score_max + 1), ylim=(-1, score_max + 1), xlabel="true mRALE")
         ax.set_title(COMPARATOR_LABELS.get(name, name), fontsize=7)
     axes[0][0].set_ylabel("predicted mRALE (out of fold)")
-    fig.suptitle(caption, fontsize=8)
     fig.tight_layout()
+    add_caption(fig, caption)
     return fig
 
 
@@ -65,8 +75,8 @@ def gradcam_mass_plot(mass: pd.DataFrame, caption: str):
     ax.set(ylabel="Grad-CAM mass inside opacity mask")
     ax.tick_params(axis="x", labelsize=7)
     ax.legend(fontsize=7)
-    fig.suptitle(caption, fontsize=8)
     fig.tight_layout()
+    add_caption(fig, caption)
     return fig
 
 
@@ -88,8 +98,6 @@ def augmentation_pairs(images: np.ndarray, policy: str, caption: str, *, seed: i
             axes[row][col].set_xticks([])
             axes[row][col].set_yticks([])
         axes[row][0].set_ylabel(name)
-    fig.suptitle(
-        f"'{policy}' policy: flip, colour jitter, colour drop, no crop. {caption}", fontsize=8
-    )
     fig.tight_layout()
+    add_caption(fig, f"'{policy}' policy: flip, colour jitter, colour drop, no crop. {caption}")
     return fig

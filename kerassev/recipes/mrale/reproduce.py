@@ -298,11 +298,14 @@ def _write_outputs(result: MraleResult, logs: dict, data: MraleData, inputs) -> 
 
 
 def gradcam_best_worst(result: MraleResult, data: MraleData, n: int = 4):
-    """Grad-CAM overlays for the best- and worst-predicted held-out images of the first model."""
+    """Grad-CAM overlays of the best- and worst-predicted held-out images, for the model with
+    Grad-CAM maps and the lowest out-of-fold MAE (the paper's Fig. 4 shows its best regressor)."""
     files = sorted((result.run.path / "gradcam").glob("*_fold*.npz"))
     if not files:
         return None
-    name = files[0].stem.rsplit("_fold", 1)[0]
+    mapped = {f.stem.rsplit("_fold", 1)[0] for f in files}
+    per = result.per_fold[result.per_fold["comparator"].isin(mapped)]
+    name = per.groupby("comparator")["mae"].mean().idxmin()
     rows, heat = [], []
     for path in files:
         if path.stem.rsplit("_fold", 1)[0] == name:
@@ -321,7 +324,7 @@ def gradcam_best_worst(result: MraleResult, data: MraleData, n: int = 4):
         for i, j in enumerate(pick)
     ]
     fig = overlay_grid(data.images[rows[pick]], heat[pick], titles=titles, ncols=n)
-    fig.suptitle(f"Grad-CAM, {COMPARATOR_LABELS.get(name, name)}. {result.caption}", fontsize=7)
+    figures.add_caption(fig, f"Grad-CAM, {COMPARATOR_LABELS.get(name, name)}. {result.caption}")
     return fig
 
 
