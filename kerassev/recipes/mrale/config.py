@@ -53,7 +53,8 @@ class MraleConfig:
     # phantoms stand in when no MIDRC images are given (the MIDRC images need credentials)
     phantom_patients: int = 900
     phantom_timepoints: tuple[int, int] = (1, 5)
-    # self-supervised stage (§2.1, §3.1; SPEC 01)
+    # self-supervised stage (§2.1, §3.1; SPEC 01). It runs once on every image of the data set,
+    # test folds included but never their labels, as the paper's single SSL encoder implies.
     augment_policy: str = "mrale"  # flip, colour jitter, colour drop; no crop
     projection_dim: int = 2048
     predictor_hidden: int = 512
