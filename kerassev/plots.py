@@ -1,11 +1,14 @@
-"""Small matplotlib helpers the notebooks share: image grids (with mask outlines) and
-label histograms. Figures are returned, never shown or saved here."""
+"""Matplotlib helpers shared by the notebooks and recipes: image grids (with mask outlines),
+label histograms, predicted-vs-true panels, and :func:`save_figure`, the one way a result figure
+is saved (with its data/configuration caption, never over an existing file)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -78,3 +81,65 @@ def label_histograms(
         ax.set_ylabel("count")
     fig.tight_layout()
     return fig
+
+
+def predicted_vs_true(
+    panels: Mapping[str, pd.DataFrame],
+    *,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    title: str | None = None,
+    xlabel: str = "ground truth",
+):
+    """One panel per target: ``panels[title]`` has columns ``y_true`` and ``y_pred``.
+
+    Grey dashed line = perfect prediction; red segments = error of each prediction. The panel
+    title gives n, MAE and R^2 of those points.
+    """
+    from kerassev.stats.metrics import regression_metrics
+
+    ranges = dict(ranges or {})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
+    for ax, (name, df) in zip(axes[0], panels.items(), strict=True):
+        t = df["y_true"].to_numpy(float)
+        p = df["y_pred"].to_numpy(float)
+        lo, hi = ranges.get(name, (min(t.min(), p.min()), max(t.max(), p.max())))
+        ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=1, label="perfect prediction")
+        ax.vlines(
+            t, np.minimum(t, p), np.maximum(t, p), color="red", lw=1, alpha=0.8, label="error"
+        )
+        ax.scatter(t, p, s=18, color="black", zorder=3)
+        m = regression_metrics(t, p)
+        ax.set_title(f"{name}\nn={len(t)}, MAE={m['mae']:.2f}, R²={m['r2']:.2f}", fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("prediction")
+        pad = 0.05 * (hi - lo)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(min(lo, p.min()) - pad, max(hi, p.max()) + pad)
+        ax.set_aspect("equal", adjustable="box")
+        ax.legend(loc="upper left", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path: str | Path, caption: str, *, dpi: int = 120) -> Path:
+    """Save ``fig`` as PNG with ``caption`` printed under it and in ``<path>.txt``; refuses to
+    overwrite."""
+    path = Path(path)
+    for p in (path, path.with_suffix(".txt")):
+        if p.exists():
+            raise FileExistsError(f"{p} already exists; refusing to overwrite a result")
+    wrapped = "\n".join(textwrap.wrap(caption, width=int(fig.get_figwidth() * 14)))
+    n_lines = wrapped.count("\n") + 1
+    height = fig.get_figheight()
+    extra = 0.17 * n_lines + 0.1
+    fig.set_figheight(height + extra)
+    fig.subplots_adjust(
+        bottom=extra / (height + extra) + fig.subplotpars.bottom * height / (height + extra)
+    )
+    fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5, wrap=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    path.with_suffix(".txt").write_text(caption + "\n", encoding="utf-8")
+    return path

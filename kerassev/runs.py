@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import platform
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
 _VERSIONED_PACKAGES = (
     "kerassev",
@@ -168,6 +170,20 @@ class RunFolder:
             raise FileExistsError(f"{path} already exists; refusing to overwrite a result")
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def set_aside(self, *names: str) -> Path | None:
+        """Move existing ``names`` (left by an attempt killed while writing them) into
+        ``incomplete-<timestamp>/``: a resumed run rewrites them without losing the old copies."""
+        present = [self.path / n for n in names if (self.path / n).exists()]
+        if not present:
+            return None
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        target = self.path / f"incomplete-{stamp}"
+        target.mkdir()
+        for path in present:
+            path.rename(target / path.name)
+        log.warning("moved partial outputs of an interrupted attempt to %s", target)
+        return target
 
     def stage_done(self, stage: str) -> bool:
         return stage in self.info["stages_done"]

@@ -72,6 +72,7 @@ def test_run_folder_holds_everything_and_is_marked_complete(smoke_run):
         "figures/fig3_ssl_loss_hot_vs_cold.png",
         "figures/predicted_vs_true.png",
         "figures/fig4_gradcam_best_worst.png",
+        "figures/fig4_gradcam_best_worst.txt",  # the caption beside every figure
         "logs/ssl_scratch__stage_a.csv",
         "checkpoints/ssl_scratch__fold0__finetune.weights.h5",
     ):
@@ -79,3 +80,26 @@ def test_run_folder_holds_everything_and_is_marked_complete(smoke_run):
     info = json.loads((run / "run.json").read_text())
     assert info["completed"] and info["seed"] == 0 and "keras" in info["versions"]
     assert "synthetic phantoms" in (run / "REPORT.md").read_text()
+    assert "preset=smoke" in (run / "figures" / "predicted_vs_true.txt").read_text()
+
+
+def test_run_killed_after_writing_outputs_resumes_and_keeps_the_partial_copy(smoke_run, tmp_path):
+    # A copy of the finished run, as if killed after its outputs were written but before it
+    # was marked complete: the resume must rewrite them, not stop at "refusing to overwrite".
+    import shutil
+
+    run = tmp_path / smoke_run.run.path.name
+    shutil.copytree(smoke_run.run.path, run)
+    info = json.loads((run / "run.json").read_text())
+    info["completed"] = None
+    info["stages_done"].remove("outputs")
+    (run / "run.json").write_text(json.dumps(info))
+
+    resumed = reproduce_mrale(smoke_run.config, tmp_path, resume=True, export=False)
+    assert resumed.run.path == run and resumed.run.info["completed"]
+    (aside,) = run.glob("incomplete-*")
+    assert (aside / "REPORT.md").is_file() and (run / "REPORT.md").is_file()
+    # nothing was trained again: the same out-of-fold predictions come back
+    pd.testing.assert_frame_equal(
+        resumed.oof.reset_index(drop=True), smoke_run.oof.reset_index(drop=True)
+    )

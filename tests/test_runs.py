@@ -40,3 +40,15 @@ def test_resume_rejects_changed_config_and_finished_runs(tmp_path):
         RunFolder.resume(tmp_path, "mrale-smoke", config={"lr": 0.02})
     with pytest.raises(RunError, match="already completed"):
         RunFolder.resume(run.path, "mrale-smoke", config={"lr": 0.02})
+
+
+def test_set_aside_moves_partial_outputs_without_losing_them(tmp_path):
+    run = RunFolder.create(tmp_path, "x", config={}, seed=0)
+    (run.path / "REPORT.md").write_text("half-written")
+    run.subdir("tables").joinpath("table1.csv").write_text("a,b")
+    moved = run.set_aside("REPORT.md", "tables", "figures")  # figures never existed
+    assert moved is not None and moved.name.startswith("incomplete-")
+    assert (moved / "REPORT.md").read_text() == "half-written"
+    assert (moved / "tables" / "table1.csv").is_file()
+    assert not (run.path / "REPORT.md").exists() and not (run.path / "tables").exists()
+    assert run.set_aside("REPORT.md") is None

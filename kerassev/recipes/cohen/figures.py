@@ -1,22 +1,19 @@
 """Figures of paper 03 (Cohen et al. 2020), each saved with a caption naming data and configuration.
 
-* Fig. 2 -- :func:`plot_pred_vs_true`: predicted vs true score on the held-out half of one split,
-  grey dashed unity line, red lines from each point to the unity line (the error).
+* Fig. 2 -- :func:`kerassev.plots.predicted_vs_true` on the held-out half of one split.
 * Fig. 3 -- :func:`tsne_embedding` + :func:`plot_tsne`: t-SNE (sklearn) of a feature set for all
   frontal images, coloured by the predicted geographic extent, marker by survival (Y / N / unknown).
 * Fig. 4 -- :func:`saliency_examples`: input-gradient saliency (:mod:`kerassev.explain.saliency`)
   of the composed model image -> frozen features -> linear regression, for well- and
   badly-predicted held-out images.
 
-:func:`save_figure` saves one with its caption; :func:`.reproduce.write_figures` draws all three
-for a reproduction run.
+:func:`kerassev.plots.save_figure` saves each with its caption; :func:`.reproduce.write_figures`
+draws all three for a reproduction run.
 """
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,45 +23,6 @@ SURVIVAL_MARKERS = {"Y": ("o", "survived (Y)"), "N": ("X", "died (N)"), "unknown
 
 
 # ============================================================================ Fig. 2
-def plot_pred_vs_true(
-    panels: Mapping[str, pd.DataFrame],
-    *,
-    ranges: Mapping[str, tuple[float, float]] | None = None,
-    title: str | None = None,
-):
-    """One panel per target: ``panels[title]`` has columns ``y_true`` and ``y_pred``.
-
-    Grey dashed line = perfect prediction; red segments = error of each prediction. The panel
-    title gives n, MAE and R^2 of those points.
-    """
-    from kerassev.stats.metrics import regression_metrics
-
-    ranges = dict(ranges or {})
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
-    for ax, (name, df) in zip(axes[0], panels.items(), strict=True):
-        t = df["y_true"].to_numpy(float)
-        p = df["y_pred"].to_numpy(float)
-        lo, hi = ranges.get(name, (min(t.min(), p.min()), max(t.max(), p.max())))
-        ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=1, label="perfect prediction")
-        ax.vlines(
-            t, np.minimum(t, p), np.maximum(t, p), color="red", lw=1, alpha=0.8, label="error"
-        )
-        ax.scatter(t, p, s=18, color="black", zorder=3)
-        m = regression_metrics(t, p)
-        ax.set_title(f"{name}\nn={len(t)}, MAE={m['mae']:.2f}, R²={m['r2']:.2f}", fontsize=10)
-        ax.set_xlabel("ground truth (raters' mean)")
-        ax.set_ylabel("prediction")
-        pad = 0.05 * (hi - lo)
-        ax.set_xlim(lo - pad, hi + pad)
-        ax.set_ylim(min(lo, p.min()) - pad, max(hi, p.max()) + pad)
-        ax.set_aspect("equal", adjustable="box")
-        ax.legend(loc="upper left", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 # ============================================================================ Fig. 3
 def tsne_embedding(
     features: np.ndarray, *, perplexity: float = 30.0, seed: int = 0, pca_dims: int = 50
@@ -167,23 +125,3 @@ def saliency_examples(model_fn, images01: np.ndarray, titles: Sequence[str], *, 
 
 
 # ============================================================================ saving
-def save_figure(fig, path: str | Path, caption: str, *, dpi: int = 120) -> Path:
-    """Save ``fig`` as PNG with ``caption`` printed under it and in ``<path>.txt``; refuses to
-    overwrite."""
-    path = Path(path)
-    for p in (path, path.with_suffix(".txt")):
-        if p.exists():
-            raise FileExistsError(f"{p} already exists; refusing to overwrite a result")
-    wrapped = "\n".join(textwrap.wrap(caption, width=int(fig.get_figwidth() * 14)))
-    n_lines = wrapped.count("\n") + 1
-    height = fig.get_figheight()
-    extra = 0.17 * n_lines + 0.1
-    fig.set_figheight(height + extra)
-    fig.subplots_adjust(
-        bottom=extra / (height + extra) + fig.subplotpars.bottom * height / (height + extra)
-    )
-    fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5, wrap=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    path.with_suffix(".txt").write_text(caption + "\n", encoding="utf-8")
-    return path

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kerassev.evaluation.linear_probe import fit_ols
+from kerassev.plots import predicted_vs_true, save_figure
 from kerassev.runs import RunFolder
 from kerassev.stats.tables import to_markdown
 
@@ -23,14 +24,7 @@ from .config import PAPER_SOURCE, RUN_KIND, TARGET_BY_COLUMN, CohenConfig
 from .data import ImageBank, data_description, load_tables, make_splits
 from .encoders import Encoder, composed_model
 from .features import build_encoders, feature_rows
-from .figures import (
-    pick_examples,
-    plot_pred_vs_true,
-    plot_tsne,
-    saliency_examples,
-    save_figure,
-    tsne_embedding,
-)
+from .figures import pick_examples, plot_tsne, saliency_examples, tsne_embedding
 from .table import (
     CohenResults,
     choose_figure_row,
@@ -146,7 +140,7 @@ def write_figures(
     if not done("fig2_pred_vs_true"):
         keep(
             "fig2_pred_vs_true",
-            plot_pred_vs_true(panels, ranges=ranges),
+            predicted_vs_true(panels, ranges=ranges, xlabel="ground truth (raters' mean)"),
             f"Fig. 2 reproduction: predicted vs true scores on the held-out half ({n_test} images) of "
             f"split {split}. Grey dashed: perfect prediction; red: error. {base}",
         )

@@ -1,4 +1,5 @@
-"""Paper 01's figures, each captioned with the data and configuration that made it."""
+"""Paper 01's figures. They are saved with their data/configuration caption by
+:func:`kerassev.plots.save_figure`; the predicted-vs-true panels are :func:`kerassev.plots.predicted_vs_true`."""
 
 from __future__ import annotations
 
@@ -8,17 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .config import COMPARATOR_LABELS
 
-
-def add_caption(fig, caption: str, width: int = 130) -> None:
-    """Put the data/configuration caption above the axes, wrapped so nothing is cut off
-    (save with ``bbox_inches="tight"``)."""
-    text = textwrap.fill(caption, width)
-    fig.suptitle(text, fontsize=7, y=1.0 + 0.035 * text.count("\n"), va="bottom")
-
-
-def ssl_curves(logs: dict[str, pd.DataFrame], caption: str):
+def ssl_curves(logs: dict[str, pd.DataFrame]):
     """Fig. 3: SimSiam loss per epoch, hot (ImageNet) vs cold (scratch) start, plus the
     collapse monitor (per-dimension std of the normalised projection x sqrt(d); ~1 healthy)."""
     fig, (ax_loss, ax_std) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -42,27 +34,10 @@ def ssl_curves(logs: dict[str, pd.DataFrame], caption: str):
     for ax in (ax_loss, ax_std):
         ax.legend(fontsize=8)
     fig.tight_layout()
-    add_caption(fig, caption)
     return fig
 
 
-def prediction_scatter(oof: pd.DataFrame, caption: str, score_max: float = 24):
-    """Predicted vs true mRALE (out-of-fold) for every model comparator."""
-    names = [c for c in oof["comparator"].unique() if "baseline" not in c]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
-        sub = oof[oof["comparator"] == name]
-        ax.scatter(sub["y_true"], sub["y_pred"], s=10, alpha=0.6)
-        ax.plot([0, score_max], [0, score_max], color="k", lw=0.8)
-        ax.set(xlim=(-1, score_max + 1), ylim=(-1, score_max + 1), xlabel="true mRALE")
-        ax.set_title(COMPARATOR_LABELS.get(name, name), fontsize=7)
-    axes[0][0].set_ylabel("predicted mRALE (out of fold)")
-    fig.tight_layout()
-    add_caption(fig, caption)
-    return fig
-
-
-def gradcam_mass_plot(mass: pd.DataFrame, caption: str):
+def gradcam_mass_plot(mass: pd.DataFrame):
     """Share of Grad-CAM mass inside the phantom opacity mask, regressor vs random-init control."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     groups = list(mass.groupby("comparator"))
@@ -76,7 +51,6 @@ def gradcam_mass_plot(mass: pd.DataFrame, caption: str):
     ax.tick_params(axis="x", labelsize=7)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    add_caption(fig, caption)
     return fig
 
 
@@ -98,6 +72,7 @@ def augmentation_pairs(images: np.ndarray, policy: str, caption: str, *, seed: i
             axes[row][col].set_xticks([])
             axes[row][col].set_yticks([])
         axes[row][0].set_ylabel(name)
+    text = f"'{policy}' policy: flip, colour jitter, colour drop, no crop. {caption}"
+    fig.suptitle(textwrap.fill(text, 110), fontsize=8)
     fig.tight_layout()
-    add_caption(fig, f"'{policy}' policy: flip, colour jitter, colour drop, no crop. {caption}")
     return fig

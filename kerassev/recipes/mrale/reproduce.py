@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -20,6 +21,7 @@ from kerassev.explain.gradcam import overlay_grid
 from kerassev.exports import check_exports, export_model
 from kerassev.models.backbones import BackboneWeightsError, keras_weights_cache
 from kerassev.models.heads import build_regressor
+from kerassev.plots import predicted_vs_true, save_figure
 from kerassev.runs import RunFolder
 from kerassev.stats.significance import paired_tests, paired_tests_on_predictions
 from kerassev.stats.tables import summary_table, to_markdown, write_table
@@ -33,12 +35,22 @@ from .ssl import build_mrale_encoder, model_inputs, pretrain_encoder
 
 log = logging.getLogger(__name__)
 SCORE_RANGE = (0, 24)
+#: What _write_outputs writes into the run folder.
+OUTPUTS = (
+    "oof_predictions.csv",
+    "per_fold_metrics.csv",
+    "gradcam_mass.csv",
+    "REPORT.md",
+    "tables",
+    "figures",
+)
 TABLE_METRICS = ("mae", "mse", "spearman", "rmse", "pearson", "r2", "qwk")
 
 
 @dataclass
 class MraleResult:
     run: RunFolder
+    config: MraleConfig
     data_source: str
     table: pd.DataFrame  # Table-1-shaped summary (ours + labelled paper columns)
     per_fold: pd.DataFrame
@@ -51,8 +63,7 @@ class MraleResult:
 
     @property
     def caption(self) -> str:
-        cfg = MraleConfig(**_config_from_info(self.run.info["config"]))
-        return f"Data: {self.data_source}. Config: {cfg.describe()}. {self.run.describe()}."
+        return f"Data: {self.data_source}. Config: {self.config.describe()}. {self.run.describe()}."
 
     def compact_table(self) -> pd.DataFrame:
         """Table 1's own metrics (MAE, MSE, Spearman) with their CIs and the paper's columns;
@@ -65,6 +76,11 @@ class MraleResult:
             or c.startswith("paper:")
         ]
         return self.table[keep]
+
+    def gradcam_comparators(self) -> list[str]:
+        """Comparators whose held-out Grad-CAM maps were saved."""
+        files = (self.run.path / "gradcam").glob("*_fold*.npz")
+        return sorted({f.stem.rsplit("_fold", 1)[0] for f in files})
 
     def gradcam_summary(self) -> pd.DataFrame:
         if self.gradcam.empty:
@@ -89,21 +105,6 @@ class MraleResult:
             lines += ["", "Grad-CAM mass inside the known opacity mask (held-out phantoms):"]
             lines.append(to_markdown(gs.round(3).reset_index()))
         return "\n".join(lines)
-
-
-def _config_from_info(stored: dict) -> dict:
-    """Rebuild nested dataclasses from the JSON config stored in run.json."""
-    from .config import SSLStage
-
-    known = {f.name for f in dataclasses.fields(MraleConfig)}
-    out = {k: v for k, v in stored.items() if k in known}
-    for key in ("ssl_stage_a", "ssl_stage_b"):
-        if isinstance(out.get(key), dict):
-            out[key] = SSLStage(**out[key])
-    for key in ("phantom_timepoints", "head_units", "comparators"):
-        if key in out:
-            out[key] = tuple(out[key])
-    return out
 
 
 def resolve_imagenet_weights(weights: str | None) -> tuple[str | None, str | None]:
@@ -218,6 +219,7 @@ def reproduce_mrale(
 
     result = MraleResult(
         run=run,
+        config=config,
         data_source=data.source,
         table=_label_rows(table),
         per_fold=per_fold,
@@ -227,9 +229,16 @@ def reproduce_mrale(
         gradcam=gradcam_table,
         skipped=skipped,
     )
-    _write_outputs(result, logs, data, inputs)
+    if not run.stage_done("outputs"):
+        run.set_aside(*OUTPUTS)  # a killed attempt's partial outputs: kept, not overwritten
+        _write_outputs(result, logs, data)
+        run.mark_stage_done("outputs")
     if export:
-        result.exports = _export_chosen(result, config, inputs)
+        if not run.stage_done("exports"):
+            run.set_aside("exports")
+            run.info["exports"] = _export_chosen(result, config, inputs)
+            run.mark_stage_done("exports")
+        result.exports = run.info["exports"]
     run.mark_complete(
         comparators=list(comparators), skipped=skipped, exports=result.exports, data=data.source
     )
@@ -272,7 +281,13 @@ def _collect_gradcam(run: RunFolder, data: MraleData) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def _write_outputs(result: MraleResult, logs: dict, data: MraleData, inputs) -> None:
+def best_comparator(per_fold: pd.DataFrame, among) -> str | None:
+    """The comparator in ``among`` with the lowest mean MAE over folds (None if none ran)."""
+    per = per_fold[per_fold["comparator"].isin(list(among))]
+    return None if per.empty else per.groupby("comparator")["mae"].mean().idxmin()
+
+
+def _write_outputs(result: MraleResult, logs: dict, data: MraleData) -> None:
     run, caption = result.run, result.caption
     result.oof.to_csv(run.new_file("oof_predictions.csv"), index=False)
     result.per_fold.to_csv(run.new_file("per_fold_metrics.csv"), index=False)
@@ -286,32 +301,33 @@ def _write_outputs(result: MraleResult, logs: dict, data: MraleData, inputs) -> 
 
     figs = run.subdir("figures")
     if logs:
-        figures.ssl_curves(logs, caption).savefig(figs / "fig3_ssl_loss_hot_vs_cold.png", dpi=120)
-    figures.prediction_scatter(result.oof, caption).savefig(figs / "predicted_vs_true.png", dpi=120)
+        fig = figures.ssl_curves(logs)
+        save_figure(fig, figs / "fig3_ssl_loss_hot_vs_cold.png", f"Fig. 3 reproduction. {caption}")
+    models = [c for c in result.oof["comparator"].unique() if "baseline" not in c]
+    panels = {c: result.oof[result.oof["comparator"] == c] for c in models}
+    fig = predicted_vs_true(
+        panels, ranges=dict.fromkeys(panels, SCORE_RANGE), xlabel="true mRALE (out of fold)"
+    )
+    save_figure(fig, figs / "predicted_vs_true.png", f"Out-of-fold predictions. {caption}")
     if not result.gradcam.empty:
-        figures.gradcam_mass_plot(result.gradcam, caption).savefig(
-            figs / "gradcam_mass.png", dpi=120
-        )
-    grid = gradcam_best_worst(result, data)
-    if grid is not None:
-        grid.savefig(figs / "fig4_gradcam_best_worst.png", dpi=120)
+        fig = figures.gradcam_mass_plot(result.gradcam)
+        save_figure(fig, figs / "gradcam_mass.png", f"Grad-CAM mass vs control. {caption}")
+    name = best_comparator(result.per_fold, result.gradcam_comparators())
+    if name is not None:
+        fig = gradcam_best_worst(result, data, name)
+        label = COMPARATOR_LABELS.get(name, name)
+        save_figure(fig, figs / "fig4_gradcam_best_worst.png", f"Grad-CAM, {label}. {caption}")
+    plt.close("all")
 
 
-def gradcam_best_worst(result: MraleResult, data: MraleData, n: int = 4):
-    """Grad-CAM overlays of the best- and worst-predicted held-out images, for the model with
-    Grad-CAM maps and the lowest out-of-fold MAE (the paper's Fig. 4 shows its best regressor)."""
-    files = sorted((result.run.path / "gradcam").glob("*_fold*.npz"))
-    if not files:
-        return None
-    mapped = {f.stem.rsplit("_fold", 1)[0] for f in files}
-    per = result.per_fold[result.per_fold["comparator"].isin(mapped)]
-    name = per.groupby("comparator")["mae"].mean().idxmin()
+def gradcam_best_worst(result: MraleResult, data: MraleData, name: str, n: int = 4):
+    """Grad-CAM overlays of comparator ``name``'s best- and worst-predicted held-out images
+    (the paper's Fig. 4 shows its best regressor)."""
     rows, heat = [], []
-    for path in files:
-        if path.stem.rsplit("_fold", 1)[0] == name:
-            z = np.load(path)
-            rows.append(z["rows"])
-            heat.append(z["heatmaps"].astype(np.float32))
+    for path in sorted((result.run.path / "gradcam").glob(f"{name}_fold*.npz")):
+        z = np.load(path)
+        rows.append(z["rows"])
+        heat.append(z["heatmaps"].astype(np.float32))
     rows, heat = np.concatenate(rows), np.concatenate(heat)
     oof = result.oof[result.oof["comparator"] == name].set_index("row_id")
     ids = data.table["path"].astype(str).to_numpy()[rows]
@@ -323,18 +339,15 @@ def gradcam_best_worst(result: MraleResult, data: MraleData, n: int = 4):
         f"pred {oof.loc[ids[j], 'y_pred']:.1f}"
         for i, j in enumerate(pick)
     ]
-    fig = overlay_grid(data.images[rows[pick]], heat[pick], titles=titles, ncols=n)
-    figures.add_caption(fig, f"Grad-CAM, {COMPARATOR_LABELS.get(name, name)}. {result.caption}")
-    return fig
+    return overlay_grid(data.images[rows[pick]], heat[pick], titles=titles, ncols=n)
 
 
 def _export_chosen(result: MraleResult, config: MraleConfig, inputs: np.ndarray) -> dict[str, str]:
-    """Export the fold-0 model of the comparator with the lowest pooled out-of-fold MAE."""
-    # The paper's comparators only: the sub-score model has two outputs and stays a research row.
-    per = result.per_fold[result.per_fold["comparator"].isin(PAPER_TABLE1)]
-    if per.empty:
+    """Export the fold-0 model of the paper comparator with the lowest mean MAE over folds
+    (the sub-score model has two outputs and stays a research row)."""
+    chosen = best_comparator(result.per_fold, PAPER_TABLE1)
+    if chosen is None:
         return {}
-    chosen = per.groupby("comparator")["mae"].mean().idxmin()
     if chosen == "resnet50_scratch":
         model = build_scratch_regressor(config)
     else:
