@@ -32,10 +32,15 @@ demo: $(VENV)/.installed
 	$(BIN)/kerassev demo --out runs $(ARGS)
 
 ## Every test: lint, unit and real-data tests, and the notebooks under nbval (smoke preset).
+## The notebooks' run folders go to a temporary folder, removed afterwards: test runs never mix
+## with a user's runs/ and never pile up on disk.
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check kerassev tests benchmarks notebooks
 	$(BIN)/ruff format --check kerassev tests benchmarks notebooks
-	KERASSEV_PRESET=smoke $(BIN)/pytest -n 2 --dist loadfile --nbval-lax tests notebooks
+	runs=$$(mktemp -d "$${TMPDIR:-/tmp}/kerassev-test-runs.XXXXXX") && \
+	KERASSEV_RUNS=$$runs KERASSEV_PRESET=smoke \
+	  $(BIN)/pytest -n 2 --dist loadfile --nbval-lax tests notebooks; \
+	status=$$?; rm -rf "$$runs"; exit $$status
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check kerassev tests benchmarks notebooks

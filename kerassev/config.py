@@ -12,6 +12,7 @@ from pathlib import Path
 DATA_ENV = "KERASSEV_DATA"
 CACHE_ENV = "KERASSEV_CACHE"
 PRESET_ENV = "KERASSEV_PRESET"
+RUNS_ENV = "KERASSEV_RUNS"
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +51,13 @@ def cache_root() -> Path:
     root = Path(env).expanduser() if env else Path.home() / ".cache" / "kerassev"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def runs_root() -> Path:
+    """Parent of the notebooks' run folders: ``$KERASSEV_RUNS``, else ``runs/`` in the checkout
+    (the same place ``make demo`` writes to, whatever folder Jupyter started in)."""
+    env = os.environ.get(RUNS_ENV)
+    return Path(env).expanduser() if env else _REPO_ROOT / "runs"
 
 
 def default_preset() -> str:

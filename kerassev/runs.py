@@ -109,7 +109,7 @@ class RunFolder:
             "stages_done": [],
         }
         run = cls(path, info)
-        run._save()
+        run.save()
         return run
 
     @classmethod
@@ -142,7 +142,7 @@ class RunFolder:
             raise RunError(f"--resume: {path} already completed at {info['completed']}")
         info.setdefault("resumed", []).append(_dt.datetime.now().isoformat(timespec="seconds"))
         run = cls(path, info)
-        run._save()
+        run.save()
         return run
 
     @staticmethod
@@ -152,7 +152,8 @@ class RunFolder:
         except (OSError, json.JSONDecodeError) as err:
             raise RunError(f"{path / RUN_FILE}: unreadable run record ({err})") from err
 
-    def _save(self) -> None:
+    def save(self) -> None:
+        """Write ``run.json`` (atomically)."""
         tmp = self.path / (RUN_FILE + ".tmp")
         tmp.write_text(json.dumps(self.info, indent=2, default=str))
         tmp.replace(self.path / RUN_FILE)
@@ -194,12 +195,12 @@ class RunFolder:
             self.info["stages_done"].append(stage)
             if seconds is not None:
                 self.info.setdefault("stage_seconds", {})[stage] = round(seconds, 1)
-            self._save()
+            self.save()
 
     def mark_complete(self, **summary: Any) -> None:
         self.info["completed"] = _dt.datetime.now().isoformat(timespec="seconds")
         self.info["summary"] = _jsonable(summary)
-        self._save()
+        self.save()
 
     def describe(self) -> str:
         """One line naming the run, for captions of every printed table and figure."""

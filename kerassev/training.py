@@ -8,6 +8,11 @@ stage B, regressor head, fine-tuning). :func:`fit_stage` makes every stage survi
 - a finished stage writes ``checkpoints/<stage>.weights.h5`` and is recorded in ``run.json``,
   so a resumed run loads its weights instead of training it again;
 - per-epoch metrics go to ``logs/<stage>.csv`` (appended across resumes) and TensorBoard.
+
+Stage checkpoints hold the optimiser state too (a ResNet-50 fine-tuned with Adam is ~375 MB), so
+once a stage's product is saved elsewhere (an SSL encoder in ``models/``, a fold's out-of-fold
+predictions) :func:`discard_stage_checkpoints` deletes them: a 5-fold run keeps a few hundred MB,
+not gigabytes.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import pandas as pd
 
-from kerassev.runs import RunFolder
+from kerassev.runs import RunError, RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,38 @@ def stage_weights_path(run: RunFolder, stage: str):
     return run.subdir("checkpoints") / f"{_stage_key(stage)}.weights.h5"
 
 
+def save_model_weights(model: keras.Model, path: str | Path) -> Path:
+    """Save the layers' weights only (``model.save_weights`` on a compiled model also writes its
+    optimiser state, 2-3x the size), atomically: a kill mid-write leaves no half file behind."""
+    path = Path(path)
+    if not path.name.endswith(".weights.h5"):
+        raise ValueError(f"{path}: weights files must end in .weights.h5")
+    partial = path.with_name(f"partial-{path.name}")
+    # A functional model over the same graph shares the layers but has no optimiser.
+    keras.Model(model.inputs, model.outputs).save_weights(partial)
+    partial.replace(path)
+    return path
+
+
+def discard_stage_checkpoints(run: RunFolder, prefix: str) -> list[str]:
+    """Delete the end-of-stage checkpoints of the run's finished stages named ``prefix...``.
+
+    Call it once what the stages produced is saved elsewhere. The stages stay recorded as done,
+    with the discard noted in ``run.json``; returns the stages whose files were deleted.
+    """
+    discarded = []
+    for stage in run.info["stages_done"]:
+        path = stage_weights_path(run, stage)
+        if stage.startswith(prefix) and path.is_file():
+            path.unlink()
+            discarded.append(stage)
+    if discarded:
+        run.info.setdefault("checkpoints_discarded", []).extend(discarded)
+        run.save()
+        log.info("discarded %d finished-stage checkpoint(s) under %s", len(discarded), prefix)
+    return discarded
+
+
 def read_stage_log(run: RunFolder, stage: str) -> pd.DataFrame:
     """Per-epoch log of a stage; rows repeated by a resume keep their last copy."""
     path = run.path / "logs" / f"{_stage_key(stage)}.csv"
@@ -92,6 +130,15 @@ def fit_stage(
     """
     final = stage_weights_path(run, stage)
     if run.stage_done(stage):
+        if not final.is_file():
+            raise RunError(
+                f"stage {stage} of {run.path} is done but {final} is gone"
+                + (
+                    " (discarded once its product was saved; the caller should load that)"
+                    if stage in run.info.get("checkpoints_discarded", [])
+                    else ""
+                )
+            )
         model.load_weights(final)
         log.info("stage %s already done in %s: loaded %s", stage, run.path.name, final.name)
         return read_stage_log(run, stage)
@@ -128,6 +175,8 @@ def fit_stage(
             raise FloatingPointError(
                 f"stage {stage}: loss became NaN/inf; see {run.path / 'logs'}; weights not saved"
             )
-    model.save_weights(final)
+    partial = final.with_name(f"partial-{final.name}")
+    model.save_weights(partial)  # with the optimiser state: the next stage may continue it
+    partial.replace(final)
     run.mark_stage_done(stage, seconds=time.perf_counter() - started)
     return read_stage_log(run, stage)

@@ -166,3 +166,25 @@ def test_bad_setup_is_refused(table, folds):
         run_cv(table.assign(path="same"), {}, folds=folds, target_col="mrale")
     oof = run_cv(table, {}, folds=folds, target_col="mrale", baselines=("mean",))
     assert set(oof.comparator) == {"mean baseline"}
+
+
+def test_on_fold_done_runs_after_the_fold_is_saved(table, folds, tmp_path):
+    progress = tmp_path / "oof.csv"
+    seen = []
+
+    def on_fold_done(name, fold):
+        saved = pd.read_csv(progress)
+        # called only once this fold's predictions are on disk (a kill now loses nothing)
+        assert ((saved.comparator == name) & (saved.fold == fold)).sum() > 0
+        seen.append((name, fold))
+
+    run_cv(
+        table,
+        {"linear": linear},
+        folds=folds,
+        target_col="mrale",
+        progress_path=progress,
+        on_fold_done=on_fold_done,
+    )
+    assert [s for s in seen if s[0] == "linear"] == [("linear", k) for k in range(5)]
+    assert ("mean baseline", 0) in seen

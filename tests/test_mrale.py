@@ -74,10 +74,16 @@ def test_run_folder_holds_everything_and_is_marked_complete(smoke_run):
         "figures/fig4_gradcam_best_worst.png",
         "figures/fig4_gradcam_best_worst.txt",  # the caption beside every figure
         "logs/ssl_scratch__stage_a.csv",
-        "checkpoints/ssl_scratch__fold0__finetune.weights.h5",
+        "models/encoder_scratch.weights.h5",  # the SSL product
+        "models/ssl_scratch_fold0.weights.h5",  # the fold-0 regressor, for the export
     ):
         assert (run / rel).exists(), rel
+    # Finished stages' checkpoints (weights + optimiser, ~375 MB each) are gone once their
+    # product is saved: the SSL stages after the encoder, each fold after its predictions.
+    assert list((run / "checkpoints").glob("*.weights.h5")) == []
     info = json.loads((run / "run.json").read_text())
+    assert "ssl_scratch/stage_b" in info["checkpoints_discarded"]
+    assert "ssl_scratch/fold4/finetune" in info["checkpoints_discarded"]
     assert info["completed"] and info["seed"] == 0 and "keras" in info["versions"]
     assert "synthetic phantoms" in (run / "REPORT.md").read_text()
     assert "preset=smoke" in (run / "figures" / "predicted_vs_true.txt").read_text()

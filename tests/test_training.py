@@ -2,8 +2,14 @@ import keras
 import numpy as np
 import pytest
 
-from kerassev.runs import RunFolder
-from kerassev.training import fit_stage, read_stage_log, stage_weights_path
+from kerassev.runs import RunError, RunFolder
+from kerassev.training import (
+    discard_stage_checkpoints,
+    fit_stage,
+    read_stage_log,
+    save_model_weights,
+    stage_weights_path,
+)
 
 
 class _Killed(Exception):
@@ -97,3 +103,36 @@ def test_nan_loss_is_an_error_and_saves_nothing(tmp_path):
     with pytest.raises(FloatingPointError, match="stage bad"):
         fit_stage(_model(), (x, y), run=run, stage="bad", epochs=2, compile_fn=_compile)
     assert not run.stage_done("bad")
+
+
+def test_discarded_checkpoints_are_gone_and_a_reload_says_why(tmp_path):
+    x, y = _data()
+    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
+    for stage in ("cmp/fold0/head", "cmp/fold0/finetune", "cmp/fold1/head"):
+        fit_stage(_model(), (x, y), run=run, stage=stage, epochs=1, compile_fn=_compile)
+
+    assert discard_stage_checkpoints(run, "cmp/fold0/") == ["cmp/fold0/head", "cmp/fold0/finetune"]
+    assert not stage_weights_path(run, "cmp/fold0/head").exists()
+    assert stage_weights_path(run, "cmp/fold1/head").is_file()  # other folds untouched
+    assert discard_stage_checkpoints(run, "cmp/fold0/") == []  # idempotent
+    resumed = RunFolder.resume(tmp_path, "t", config={})
+    assert resumed.info["checkpoints_discarded"] == ["cmp/fold0/head", "cmp/fold0/finetune"]
+    with pytest.raises(RunError, match="discarded"):
+        fit_stage(_model(), (x, y), run=resumed, stage="cmp/fold0/head", epochs=1, compile_fn=None)
+
+
+def test_model_weights_leave_the_optimiser_out_and_reload_exactly(tmp_path):
+    x, y = _data()
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    model.fit(x, y, epochs=2, verbose=0)
+    with_optimiser = tmp_path / "full.weights.h5"
+    model.save_weights(with_optimiser)
+    path = save_model_weights(model, tmp_path / "model.weights.h5")
+    assert path.stat().st_size < with_optimiser.stat().st_size
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("partial-")] == []
+    fresh = _model()
+    fresh.load_weights(path)
+    np.testing.assert_array_equal(fresh.predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(ValueError, match="weights.h5"):
+        save_model_weights(model, tmp_path / "model.h5")

@@ -154,6 +154,7 @@ def run_cv(
     group_col: str = "patient_id",
     progress_path: str | Path | None = None,
     baselines: Sequence[str] = ("mean", "median"),
+    on_fold_done: Callable[[str, int], None] | None = None,
     verbose: bool = False,
 ) -> pd.DataFrame:
     """Run every comparator on every fold; return long out-of-fold predictions.
@@ -166,6 +167,9 @@ def run_cv(
     a rerun; a progress file made with other folds (other test ids) or targets raises ValueError.
     A comparator that raises is re-raised with a note naming it and the fold; predictions that are
     NaN/inf or of the wrong shape raise ValueError naming comparator and fold.
+
+    ``on_fold_done(comparator, fold)`` is called once a fold's predictions are saved (e.g. to
+    delete that fold's checkpoints, which a resume no longer needs).
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"table must be a pandas DataFrame, got {type(table).__name__}")
@@ -242,6 +246,8 @@ def run_cv(
             if path is not None:
                 done = pd.concat([done, chunk], ignore_index=True) if len(done) else chunk
                 _write_progress(done, path)
+            if on_fold_done is not None:
+                on_fold_done(name, k)
             if verbose:
                 print(f"run_cv: fold {k + 1}/{len(folds)} {name}: done")
     if path is not None:

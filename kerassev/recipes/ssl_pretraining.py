@@ -5,7 +5,8 @@ A stage is an :class:`SSLStage`: an epoch count, SGD with momentum and cosine de
 :func:`pretrain_simsiam` runs the stages in order on two augmented views of the same images
 (:func:`kerassev.data.pipeline.build_dataset_from_arrays` with a ``two_view_policy``). With a
 :class:`~kerassev.runs.RunFolder` every stage goes through :func:`kerassev.training.fit_stage`
-(checkpointed every epoch, resumable, logged to ``logs/<stage>.csv``).
+(checkpointed every epoch, resumable, logged to ``logs/<stage>.csv``); its product is the encoder,
+saved to ``encoder_file``, after which the stage checkpoints (SimSiam plus optimiser state) go.
 
 - paper 01 (:mod:`kerassev.recipes.mrale.ssl`): stage A with the backbone frozen, stage B with
   the top-most 20 non-BatchNormalization backbone layers unfrozen;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -26,7 +28,13 @@ from kerassev.data.pipeline import PipelineConfig, build_dataset_from_arrays
 from kerassev.models.simsiam import SimSiam
 from kerassev.models.unfreeze import freeze_all, unfreeze_top
 from kerassev.runs import RunFolder
-from kerassev.training import cosine_sgd, fit_stage, read_stage_log
+from kerassev.training import (
+    cosine_sgd,
+    discard_stage_checkpoints,
+    fit_stage,
+    read_stage_log,
+    save_model_weights,
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ def pretrain_simsiam(
     run: RunFolder | None,
     backbone_name: str,
     stage_prefix: str = "",
+    encoder_file: str | Path | None = None,
     verbose: int = 0,
 ) -> pd.DataFrame:
     """Train ``model`` on ``[0, 1]`` images ``(N, S, S)`` through ``stages`` (name, stage) in order.
@@ -77,13 +86,21 @@ def pretrain_simsiam(
     the backbone's layer name inside ``model.encoder`` (what :attr:`SSLStage.unfreeze_top` acts
     on). With ``run`` each stage is the resumable ``fit_stage`` stage ``<stage_prefix><name>``; a
     stage the run already finished is loaded instead of trained. Without ``run`` the stages are
-    plain ``fit`` calls. Returns the per-epoch log of all stages end to end (see
+    plain ``fit`` calls. With ``run`` and ``encoder_file`` the trained ``model.encoder`` is saved
+    there and the stage checkpoints are discarded; a rerun that finds the file loads it and trains
+    nothing. Returns the per-epoch log of all stages end to end (see
     :func:`stages_log`): ``epoch`` (within its stage), the model's metrics (``loss``, ``z_std``,
     ``z_std_ratio`` collapse monitor: about 1 healthy, 0 collapsed, ...), ``stage`` (the name) and
     ``global_epoch`` (1, 2, ... across stages).
     """
     if not pipeline.two_view_policy:
         raise ValueError("SimSiam needs two views: set pipeline.two_view_policy")
+    names = [name for name, _ in stages]
+    if run is not None and encoder_file is not None:
+        encoder_file = Path(encoder_file)
+        if encoder_file.is_file() and all(run.stage_done(stage_prefix + n) for n in names):
+            model.encoder.load_weights(encoder_file)
+            return stages_log(run, names, prefix=stage_prefix)
     views = build_dataset_from_arrays(images, pipeline)
     n_batches = len(images) / pipeline.batch_size
     steps_per_epoch = max(
@@ -114,9 +131,13 @@ def pretrain_simsiam(
             df = pd.DataFrame(history)
             df.insert(0, "epoch", np.arange(len(df)))
             parts.append(df.assign(stage=name))
-    if run is not None:
-        return stages_log(run, [name for name, _ in stages], prefix=stage_prefix)
-    return _end_to_end(parts)
+    if run is None:
+        return _end_to_end(parts)
+    if encoder_file is not None:
+        save_model_weights(model.encoder, encoder_file)
+        for name in names:
+            discard_stage_checkpoints(run, stage_prefix + name)
+    return stages_log(run, names, prefix=stage_prefix)
 
 
 def stages_log(run: RunFolder, names: Sequence[str], *, prefix: str = "") -> pd.DataFrame:

@@ -62,6 +62,7 @@ def simsiam_encoder(
         pipeline=pipe,
         run=run,
         backbone_name=backbone.name,
+        encoder_file=None if run is None else run.subdir("models") / "simsiam_encoder.weights.h5",
         verbose=verbose,
     )
     backbone.trainable = False

@@ -76,6 +76,10 @@ class MraleConfig:
     subscore_head: bool = True
     # explainability: Grad-CAM on held-out images of these comparators
     gradcam_max_images: int = 64
+    # A fold's stage checkpoints (weights + optimiser, ~375 MB each for ResNet-50 with Adam) are
+    # deleted once its out-of-fold predictions are saved; fold 0's final weights are kept in
+    # models/ for the export. True keeps every checkpoint (about 7 GB for the smoke preset).
+    keep_fold_checkpoints: bool = False
     preset: str = "paper"
 
     @classmethod

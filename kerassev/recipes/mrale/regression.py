@@ -23,11 +23,16 @@ from kerassev.models.backbones import build_backbone
 from kerassev.models.heads import build_regressor, build_subscore_regressor
 from kerassev.models.unfreeze import unfreeze_top
 from kerassev.runs import RunFolder
-from kerassev.training import ModelState, fit_stage
+from kerassev.training import ModelState, discard_stage_checkpoints, fit_stage, save_model_weights
 
 from .config import MraleConfig
 from .data import MraleData
 from .ssl import BACKBONE, build_mrale_encoder, encoder_path
+
+
+def fold_model_path(run: RunFolder, comparator: str, fold: int):
+    """Where a comparator's final weights for ``fold`` are kept (fold 0 only: the export)."""
+    return run.subdir("models") / f"{comparator}_fold{fold}.weights.h5"
 
 
 def head_model(regressor: keras.Model, encoder_name: str = "encoder") -> keras.Model:
@@ -166,6 +171,7 @@ class MraleFolds:
             self._fit(
                 regressor, self.inputs[tr], y, f"{name}/fold{fold}/finetune", cfg.finetune_epochs
             )
+            self._keep(regressor, name, fold)
             self._explain(regressor, name, fold, te)
             return _predict_mrale(regressor, self.inputs[te], cfg.batch_size)
 
@@ -193,10 +199,22 @@ class MraleFolds:
             # Same compiled step, lower rate: assigning the rate variable avoids a re-trace.
             regressor.optimizer.learning_rate.assign(cfg.finetune_lr)
             self._fit(regressor, x, y, f"{name}/fold{fold}/finetune", cfg.finetune_epochs)
+            self._keep(regressor, name, fold)
             self._explain(regressor, name, fold, te)
             return _predict_mrale(regressor, self.inputs[te], cfg.batch_size)
 
         return fit_predict
+
+    def _keep(self, regressor: keras.Model, name: str, fold: int) -> None:
+        """Fold 0's trained regressor is the one exported; keep its weights (no optimiser)."""
+        if fold == 0:
+            save_model_weights(regressor, fold_model_path(self.run, name, fold))
+
+    def fold_done(self, name: str, fold: int) -> None:
+        """``run_cv``'s ``on_fold_done``: the fold's predictions are saved, so a resume no longer
+        needs its stage checkpoints."""
+        if not self.config.keep_fold_checkpoints:
+            discard_stage_checkpoints(self.run, f"{name}/fold{fold}/")
 
     # -------------------------------------------------------------- explainability
     def _explain(self, regressor: keras.Model, name: str, fold: int, rows: np.ndarray) -> None:

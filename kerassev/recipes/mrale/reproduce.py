@@ -25,12 +25,11 @@ from kerassev.plots import predicted_vs_true, save_figure
 from kerassev.runs import RunFolder
 from kerassev.stats.significance import paired_tests, paired_tests_on_predictions
 from kerassev.stats.tables import summary_table, to_markdown, write_table
-from kerassev.training import stage_weights_path
 
 from . import figures
 from .config import COMPARATOR_LABELS, PAPER_TABLE1, MraleConfig
 from .data import MraleData, midrc_data, phantom_data
-from .regression import MraleFolds, build_scratch_regressor
+from .regression import MraleFolds, build_scratch_regressor, fold_model_path
 from .ssl import build_mrale_encoder, model_inputs, pretrain_encoder
 
 log = logging.getLogger(__name__)
@@ -202,8 +201,12 @@ def reproduce_mrale(
         folds=folds,
         target_col="mrale",
         progress_path=run.path / "oof_progress.csv",
+        on_fold_done=folds_ctx.fold_done,
         verbose=bool(verbose),
     )
+    for name in comparators:  # folds finished by an attempt killed before it discarded them
+        for fold in range(config.n_folds):
+            folds_ctx.fold_done(name, fold)
     per_fold = per_fold_metrics(oof, score_range=SCORE_RANGE)
     table = summary_table(
         per_fold,
@@ -352,7 +355,7 @@ def _export_chosen(result: MraleResult, config: MraleConfig, inputs: np.ndarray)
         model = build_scratch_regressor(config)
     else:
         model = build_regressor(build_mrale_encoder(config), units=config.head_units)
-    model.load_weights(stage_weights_path(result.run, f"{chosen}/fold0/finetune"))
+    model.load_weights(fold_model_path(result.run, chosen, 0))
     paths = export_model(model, result.run.subdir("exports"), name=f"{chosen}_fold0")
     diffs = check_exports(model, paths, inputs[:4], atol=1e-3)
     note = (

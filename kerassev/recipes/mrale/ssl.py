@@ -73,11 +73,9 @@ def pretrain_encoder(
         run=run,
         backbone_name=BACKBONE,
         stage_prefix=f"ssl_{init}/",
+        encoder_file=encoder_path(run, init),
         verbose=verbose,
     )
-    path = encoder_path(run, init)
-    if not path.exists():
-        encoder.save_weights(path)
     return encoder, ssl_log(run, init)
 
 
