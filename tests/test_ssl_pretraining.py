@@ -96,3 +96,27 @@ def test_needs_two_views():
             run=None,
             backbone_name="tiny_cnn",
         )
+
+
+def test_encoder_file_replaces_the_stage_checkpoints_and_a_rerun_loads_it(tmp_path):
+    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
+    encoder_file = run.subdir("models") / "encoder.weights.h5"
+    kwargs = dict(
+        stages=[("stage_a", SSLStage(epochs=1)), ("stage_b", SSLStage(epochs=1, unfreeze_top=2))],
+        pipeline=PIPE,
+        run=run,
+        backbone_name="tiny_cnn",
+        stage_prefix="ssl_x/",
+        encoder_file=encoder_file,
+    )
+    model, _ = _simsiam()
+    log = pretrain_simsiam(model, _images(), **kwargs)
+    assert encoder_file.is_file()
+    assert list((run.path / "checkpoints").glob("*.weights.h5")) == []
+    assert run.info["checkpoints_discarded"] == ["ssl_x/stage_a", "ssl_x/stage_b"]
+
+    again, _ = _simsiam()  # the rerun finds the encoder: nothing trains, nothing is missing
+    log2 = pretrain_simsiam(again, _images(), **kwargs)
+    for a, b in zip(model.encoder.get_weights(), again.encoder.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert log2.equals(log)
