@@ -64,15 +64,21 @@ def test_stages_run_in_order_and_log_end_to_end_without_run():
     assert any(changed)  # stage b trained the backbone
 
 
-def test_with_run_stages_are_named_logged_and_reloaded(tmp_path):
-    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
-    kwargs = dict(
+def _two_stages(run, **extra):
+    """pretrain_simsiam arguments: stages ssl_x/stage_a (frozen) and ssl_x/stage_b (top 2)."""
+    return dict(
         stages=[("stage_a", SSLStage(epochs=1)), ("stage_b", SSLStage(epochs=1, unfreeze_top=2))],
         pipeline=PIPE,
         run=run,
         backbone_name="tiny_cnn",
         stage_prefix="ssl_x/",
+        **extra,
     )
+
+
+def test_with_run_stages_are_named_logged_and_reloaded(tmp_path):
+    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
+    kwargs = _two_stages(run)
     model, _ = _simsiam()
     log = pretrain_simsiam(model, _images(), **kwargs)
     assert run.stage_done("ssl_x/stage_a") and run.stage_done("ssl_x/stage_b")
@@ -101,14 +107,7 @@ def test_needs_two_views():
 def test_encoder_file_replaces_the_stage_checkpoints_and_a_rerun_loads_it(tmp_path):
     run = RunFolder.create(tmp_path, "t", config={}, seed=0)
     encoder_file = run.subdir("models") / "encoder.weights.h5"
-    kwargs = dict(
-        stages=[("stage_a", SSLStage(epochs=1)), ("stage_b", SSLStage(epochs=1, unfreeze_top=2))],
-        pipeline=PIPE,
-        run=run,
-        backbone_name="tiny_cnn",
-        stage_prefix="ssl_x/",
-        encoder_file=encoder_file,
-    )
+    kwargs = _two_stages(run, encoder_file=encoder_file)
     model, _ = _simsiam()
     log = pretrain_simsiam(model, _images(), **kwargs)
     assert encoder_file.is_file()
