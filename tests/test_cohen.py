@@ -241,10 +241,10 @@ def test_reproduce_end_to_end_tiny(tmp_path, real_tables):
 
 # ----------------------------------------------------------------------------- CLI
 def test_cli_builds_the_config():
-    from kerassev.cli.reproduce_cohen import add_cohen_parser, config_from_args
+    from kerassev.cli.reproduce.cohen import config_from_args, register
 
     parser = argparse.ArgumentParser()
-    add_cohen_parser(parser.add_subparsers(dest="paper"))
+    register(parser.add_subparsers(dest="paper"))
     args = parser.parse_args(["cohen", "--preset", "smoke", "--out", "o", "--no-random"])
     cfg = config_from_args(args)
     assert cfg.preset == "smoke" and cfg.n_splits == 50 and not cfg.random_control

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pydicom
@@ -35,7 +37,7 @@ def _check_labels(df: pd.DataFrame) -> None:
 
 @pytest.fixture
 def no_midrc_file(monkeypatch, tmp_path):
-    monkeypatch.setattr(P, "midrc_label_path", lambda: tmp_path / "absent.csv")
+    monkeypatch.setattr(P.cxr, "midrc_label_path", lambda: tmp_path / "absent.csv")
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -253,7 +255,7 @@ def test_write_dicom_dataset(tmp_path):
     for i, row in table.iterrows():
         ds = pydicom.dcmread(row.path)
         path = root / row.study_id / f"{ds.SOPInstanceUID}.dcm"
-        assert path.resolve() == P.Path(row.path)
+        assert path.resolve() == Path(row.path)
         assert ds.PatientID == row.patient_id and ds.StudyInstanceUID == row.study_id
         assert ds.PhotometricInterpretation == row.photometric and ds.BitsStored == 16
         values = ds.pixel_array / 65535.0

@@ -1,7 +1,6 @@
 """``kerassev reproduce cohen``: paper 03 (Cohen et al. 2020) severity scores from frozen features.
 
-Wired into ``kerassev reproduce`` by :mod:`kerassev.cli.reproduce` through
-:func:`add_cohen_parser`; :func:`run_cohen` runs :func:`kerassev.recipes.cohen.reproduce`.
+:func:`run_cohen` runs :func:`kerassev.recipes.cohen.reproduce`.
 """
 
 from __future__ import annotations
@@ -9,9 +8,10 @@ from __future__ import annotations
 import argparse
 
 from kerassev.cli import UserError
+from kerassev.cli.reproduce import add_common_arguments
 
 
-def add_cohen_parser(papers) -> argparse.ArgumentParser:
+def register(papers) -> argparse.ArgumentParser:
     """Add the ``cohen`` sub-command to the sub-parsers of ``kerassev reproduce``."""
     p = papers.add_parser(
         "cohen",
@@ -25,7 +25,7 @@ def add_cohen_parser(papers) -> argparse.ArgumentParser:
             "--imagenet-weights an ImageNet ResNet-50."
         ),
     )
-    p.add_argument("--preset", choices=("smoke", "paper"), default="smoke")
+    add_common_arguments(p)
     p.add_argument(
         "--data", help="covid_chestxray folder (default: $KERASSEV_DATA/covid_chestxray)"
     )
@@ -38,12 +38,6 @@ def add_cohen_parser(papers) -> argparse.ArgumentParser:
     p.add_argument("--no-ssl", action="store_true", help="skip the SimSiam substitute encoder")
     p.add_argument("--no-random", action="store_true", help="skip the random-init control")
     p.add_argument("--splits", type=int, help="number of splits (default 50, as the paper)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="parent folder; each run gets a new sub-folder")
-    p.add_argument(
-        "--resume", action="store_true", help="continue the latest unfinished cohen run in --out"
-    )
-    p.add_argument("-v", "--verbose", action="count", default=0)
     p.set_defaults(func=run_cohen)
     return p
 
@@ -65,7 +59,12 @@ def config_from_args(args: argparse.Namespace):
         if args.splits < 1:
             raise UserError(f"--splits must be >= 1, got {args.splits}")
         overrides["n_splits"] = args.splits
-    return CohenConfig.from_preset(args.preset, **overrides)
+    from kerassev.recipes.overrides import apply_overrides
+
+    try:
+        return apply_overrides(CohenConfig.from_preset(args.preset, **overrides), args.overrides)
+    except ValueError as err:
+        raise UserError(str(err)) from err
 
 
 def run_cohen(args: argparse.Namespace) -> int:

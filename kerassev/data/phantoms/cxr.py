@@ -1,4 +1,4 @@
-"""Synthetic frontal chest X-ray phantoms with known mRALE / Cohen severity labels.
+"""Synthetic frontal chest X-ray (CXR) phantoms with known mRALE / Cohen severity labels.
 
 The package's built-in data: every notebook and test can run end to end without MIDRC credentials.
 

@@ -1,21 +1,14 @@
-"""``kerassev reproduce mrale|cohen``: run a paper end to end into a new run folder."""
+"""``kerassev reproduce mrale``: paper 01 (Liang et al. 2023), mRALE regression on SimSiam features."""
 
 from __future__ import annotations
 
 import argparse
 
 from kerassev.cli import UserError
-from kerassev.cli.reproduce_cohen import add_cohen_parser
+from kerassev.cli.reproduce import add_common_arguments
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("reproduce", help="reproduce a paper end to end")
-    papers = parser.add_subparsers(dest="paper", required=True)
-    _add_mrale(papers)
-    add_cohen_parser(papers)
-
-
-def _add_mrale(papers) -> None:
+def register(papers) -> None:
     p = papers.add_parser(
         "mrale",
         help="paper 01: mRALE regression on a SimSiam ResNet-50 encoder",
@@ -24,27 +17,13 @@ def _add_mrale(papers) -> None:
             "--data (MIDRC DICOMs) and --labels (the MIDRC mRALE CSV) it runs the real thing."
         ),
     )
-    p.add_argument("--preset", choices=("smoke", "paper"), default="smoke")
+    add_common_arguments(p)
     p.add_argument(
         "--data", help="folder of MIDRC mRALE DICOMs (any layout; joined by StudyInstanceUID)"
     )
     p.add_argument("--labels", help="MIDRC mRALE label CSV")
     p.add_argument("--weights", help="local ImageNet ResNet-50 notop weights file (.h5)")
-    p.add_argument("--out", required=True, help="parent folder; each run gets a new sub-folder")
-    p.add_argument(
-        "--resume", action="store_true", help="continue the latest unfinished run in --out"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override preset values, e.g. --set image_size=128 ssl_stage_a.epochs=3",
-    )
     p.add_argument("--no-export", action="store_true", help="skip .keras/SavedModel/TFLite exports")
-    p.add_argument("-v", "--verbose", action="count", default=0)
     p.set_defaults(func=run_mrale)
 
 

@@ -1,0 +1,41 @@
+"""``kerassev reproduce <paper>``: run a paper end to end into a new run folder.
+
+One module per paper in this package, each defining ``register(papers)`` for its sub-command;
+the options every paper shares come from :func:`add_common_arguments`, so they read alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# Sub-command modules, in help order (paper 01, 03, then the papers still to come).
+PAPER_MODULES = ["mrale", "cohen"]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("reproduce", help="reproduce a paper end to end")
+    papers = parser.add_subparsers(dest="paper", required=True)
+    for name in PAPER_MODULES:
+        importlib.import_module(f"kerassev.cli.reproduce.{name}").register(papers)
+
+
+def add_common_arguments(
+    p: argparse.ArgumentParser, presets: tuple[str, ...] = ("smoke", "paper")
+) -> None:
+    """--preset, --out, --resume, --seed, --set and -v, the same for every paper."""
+    p.add_argument("--preset", choices=presets, default=presets[0])
+    p.add_argument("--out", required=True, help="parent folder; each run gets a new sub-folder")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the latest unfinished run in --out"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override preset values (dotted keys for nested settings), e.g. --set image_size=128",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0)
