@@ -13,12 +13,18 @@ DATA_ENV = "KERASSEV_DATA"
 CACHE_ENV = "KERASSEV_CACHE"
 PRESET_ENV = "KERASSEV_PRESET"
 RUNS_ENV = "KERASSEV_RUNS"
+CI_ENV = "CI"
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class DataNotFoundError(FileNotFoundError):
     """A real data set is not where the settings say it is."""
+
+
+def in_ci() -> bool:
+    """Whether this is a CI run (``CI=true``): there, absent real data is a failure, not a skip."""
+    return os.environ.get(CI_ENV, "").strip().lower() in {"1", "true", "yes"}
 
 
 def repo_root() -> Path:

@@ -51,22 +51,13 @@ def test_imagenet_offline_fails_fast_with_instructions(offline):
     assert len(offline) == 1  # the probe was consulted
 
 
-def test_imagenet_uses_cached_file_without_probe(offline, tmp_path, reference):
+def test_imagenet_uses_cached_file_without_probe(offline, tmp_path, reference, legacy_h5_writer):
     cache = tmp_path / "keras_home/models"
-    cache.mkdir(parents=True)
-    _save_legacy_h5(reference, cache / backbones.RESNET50_NOTOP_FILE)
+    legacy_h5_writer(reference, cache / backbones.RESNET50_NOTOP_FILE)
+    assert backbones.cached_weights_file() == cache / backbones.RESNET50_NOTOP_FILE
     model = build_backbone("resnet50", weights="imagenet", input_shape=(32, 32, 3))
     assert offline == []  # cache hit: no connectivity probe, no download
     _assert_same_weights(model, reference)
-
-
-def _save_legacy_h5(model, path):
-    """Write the Keras-2 layer-name .h5 layout that the official ResNet-50 notop file uses."""
-    import h5py
-    from keras.src.legacy.saving import legacy_h5_format
-
-    with h5py.File(path, "w") as f:
-        legacy_h5_format.save_weights_to_hdf5_group(f, model)
 
 
 def _assert_same_weights(a, b):

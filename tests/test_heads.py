@@ -57,7 +57,9 @@ def test_resnet50_encoder_outputs_2048_embedding():
 
 def test_regressor_head_and_frozen_encoder():
     encoder = _encoder()
-    reg = build_regressor(encoder)
+    build_regressor(encoder)
+    assert encoder.trainable  # by default the encoder given is left as it was
+    reg = build_regressor(encoder, freeze_encoder_in_place=True)
     assert reg.output_shape == (None, 1) and not encoder.trainable
     assert _types(reg)[1:] == ["Dense", "BatchNormalization", "Activation"] * 2 + ["Dense"]
     assert [reg.get_layer(f"head_fc{i}").units for i in (1, 2)] == [256, 256]
@@ -69,7 +71,7 @@ def test_regressor_head_and_frozen_encoder():
     reg.fit(x, np.arange(4, dtype="float32")[:, None], verbose=0)
     for a, b in zip(enc_before, encoder.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # §3.2: encoder frozen in stage 1
-    linear = build_regressor(_encoder(), activation=None, freeze_encoder=False)
+    linear = build_regressor(_encoder(), activation=None)
     assert "Activation" not in _types(linear) and linear.get_layer("encoder").trainable
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.dummy import DummyRegressor
 
 from kerassev.data.splits import repeated_grouped_splits
 from kerassev.evaluation.linear_probe import (
     TABLE1_METRICS,
-    TrainingMean,
     fit_ols,
     linear_probe,
     n_parameters,
@@ -69,7 +69,7 @@ def test_no_data_baseline_predicts_training_mean():
     assert per_split["note"].str.contains("constant y_pred").all()
     assert np.isnan(result.summary().loc["score", "pearson_mean"])
     assert n_parameters(no_features) == "0+1"
-    assert isinstance(fit_ols(no_features, y), TrainingMean)
+    assert isinstance(fit_ols(no_features, y), DummyRegressor)
 
 
 def test_more_features_than_rows_gives_min_norm_interpolant():

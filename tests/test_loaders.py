@@ -22,6 +22,7 @@ from kerassev.data.loaders import (
 )
 from kerassev.data.loaders.midrc_mrale import LABELS_CSV
 from kerassev.data.manifest import available_manifests
+from kerassev.data.phantoms import write_phantom_dataset
 from kerassev.data.table import TableError
 
 
@@ -100,10 +101,9 @@ def test_midrc_labels_report_formula_violations(shared_data, tmp_path):
 
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory):
-    mod = pytest.importorskip("kerassev.data.phantoms")
     base = tmp_path_factory.mktemp("phantoms")
-    png = mod.write_phantom_dataset(base / "png", 4, fmt="png", size=64, seed=3)
-    dcm = mod.write_phantom_dataset(base / "dicom", 4, fmt="dicom", size=64, seed=3)
+    png = write_phantom_dataset(base / "png", 4, fmt="png", size=64, seed=3)
+    dcm = write_phantom_dataset(base / "dicom", 4, fmt="dicom", size=64, seed=3)
     return base, png, dcm
 
 
@@ -208,9 +208,20 @@ def test_load_or_skip_says_why_an_absent_data_set_is_skipped(tmp_path, monkeypat
     from kerassev.data.loaders import load_or_skip
 
     monkeypatch.setenv(config.DATA_ENV, str(tmp_path))
+    monkeypatch.delenv(config.CI_ENV, raising=False)
     assert load_or_skip("covid_radiography") is None
     out = capsys.readouterr().out
     assert "SKIPPED covid_radiography" in out and str(tmp_path) in out
+
+
+def test_load_or_skip_fails_under_ci_naming_the_data(tmp_path, monkeypatch):
+    from kerassev import config
+    from kerassev.data.loaders import load_or_skip
+
+    monkeypatch.setenv(config.DATA_ENV, str(tmp_path))
+    monkeypatch.setenv(config.CI_ENV, "true")
+    with pytest.raises(config.DataNotFoundError, match="CI=true.*covid_radiography"):
+        load_or_skip("covid_radiography")
 
 
 def test_load_or_skip_loads_a_present_data_set(shared_data, capsys):

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from kerassev.models import backbones
 from kerassev.models.backbones import build_backbone
 from kerassev.models.heads import build_encoder, build_regressor
 from kerassev.recipes.mrale import MraleConfig, SSLStage
@@ -22,7 +23,7 @@ def test_paper_preset_holds_the_papers_numbers():
     assert cfg.augment_policy == "mrale" and cfg.l2 == 1e-3 and cfg.predictor_hidden == 512
 
 
-def test_smoke_preset_shrinks_only_size_data_and_epochs():
+def test_smoke_preset_shrinks_size_data_and_epochs_and_gives_the_head_more():
     paper, smoke = MraleConfig.paper(), MraleConfig.smoke()
     same = (
         "projection_dim",
@@ -30,6 +31,10 @@ def test_smoke_preset_shrinks_only_size_data_and_epochs():
         "l2",
         "head_units",
         "head_lr",
+        "head_activation",
+        "head_bias_at_mean",
+        "resize_mode",
+        "collapse_threshold",
         "finetune_lr",
         "finetune_unfreeze_top",
         "augment_policy",
@@ -40,6 +45,10 @@ def test_smoke_preset_shrinks_only_size_data_and_epochs():
         assert getattr(paper, name) == getattr(smoke, name), name
     assert smoke.ssl_stage_b.unfreeze_top == paper.ssl_stage_b.unfreeze_top
     assert smoke.image_size < paper.image_size and smoke.phantom_patients < paper.phantom_patients
+    assert smoke.ssl_stage_a.epochs < paper.ssl_stage_a.epochs
+    assert smoke.finetune_epochs < paper.finetune_epochs
+    # the one epoch count smoke raises (few head steps per epoch on ~100 phantoms; see smoke())
+    assert (paper.head_epochs, smoke.head_epochs) == (20, 30)
 
 
 def test_overrides_parse_to_field_types_and_reject_unknown_keys():
@@ -73,7 +82,8 @@ def test_head_model_shares_weights_with_the_regressor():
 
 
 def test_imagenet_row_is_skipped_offline_with_how_to_fix(monkeypatch, tmp_path):
-    monkeypatch.setattr(mrale_reproduce, "keras_weights_cache", lambda: [tmp_path / "absent.h5"])
+    monkeypatch.setattr(backbones, "keras_weights_cache", lambda: [tmp_path / "keras_home/models"])
+    monkeypatch.setattr(mrale_reproduce, "can_download_weights", lambda: False)
     weights, reason = mrale_reproduce.resolve_imagenet_weights(None)
     assert weights is None and "--weights" in reason and "notop" in reason
     weights, reason = mrale_reproduce.resolve_imagenet_weights(str(tmp_path / "missing.h5"))

@@ -285,8 +285,9 @@ def test_write_refuses_to_overwrite(tmp_path):
 
 
 def test_real_loaders_read_phantom_datasets(tmp_path):
-    midrc = pytest.importorskip("kerassev.data.loaders.midrc_mrale")
-    cohen = pytest.importorskip("kerassev.data.loaders.covid_chestxray")
+    from kerassev.data.loaders import covid_chestxray as cohen
+    from kerassev.data.loaders import midrc_mrale as midrc
+
     dcm = write_phantom_dataset(tmp_path / "dcm", 3, fmt="dicom", size=64, seed=4,
                                 photometric="mixed")  # fmt: skip
     got = midrc.load_midrc_mrale(tmp_path / "dcm").set_index("study_id")

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerassev.explain.saliency import gaussian_kernel, input_gradients, saliency, saliency_grid
+from kerassev.explain.saliency import (
+    gaussian_blur,
+    input_gradients,
+    opencv_sigma,
+    saliency,
+    saliency_grid,
+)
 
 matplotlib.use("Agg")
 
@@ -31,16 +37,21 @@ def _mask(size, pad):
     return m
 
 
-def test_gaussian_kernel_is_opencv_5x5():
-    k = gaussian_kernel(5)
+def test_gaussian_blur_is_opencv_5x5():
+    delta = np.zeros((1, 9, 9))
+    delta[0, 4, 4] = 1.0
+    k = gaussian_blur(delta, 5)[0, 2:7, 2:7]  # the blur of a unit impulse is its kernel
+    assert gaussian_blur(delta, 5)[0].sum() == pytest.approx(1.0)
+    assert np.count_nonzero(gaussian_blur(delta, 5)[0] > 1e-12) == 25  # 5x5 support only
     assert k.shape == (5, 5)
     assert k.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(k, k.T)
     assert k.argmax() == 12
     # sigma 1.1 (OpenCV's rule for 5 taps): 1-D profile ratio centre / neighbour = exp(1 / (2 s^2))
     assert k[2, 2] / k[2, 1] == pytest.approx(np.exp(1 / (2 * 1.1**2)))
+    assert opencv_sigma(5) == pytest.approx(1.1)
     with pytest.raises(ValueError, match="odd"):
-        gaussian_kernel(4)
+        gaussian_blur(delta, 4)
 
 
 def test_gradient_matches_analytic():

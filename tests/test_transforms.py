@@ -59,9 +59,16 @@ def test_resize_inside_graph_with_unknown_shape():
     assert [tuple(e.shape) for e in ds] == [(8, 8, 1), (8, 8, 1)]
 
 
+def test_stretch_resizes_both_sides_without_cropping():
+    img = _ramp(4, 8)  # wide: crop would drop the outer columns, stretch keeps them
+    out = np.asarray(resize_keep_aspect(img, 4, mode="stretch", antialias=False))
+    assert out.shape == (4, 4, 1)
+    assert out[:, 0].mean() < np.asarray(resize_keep_aspect(img, 4, mode="crop"))[:, 0].mean()
+
+
 def test_bad_mode_and_integer_input_rejected():
     with pytest.raises(ValueError, match="resize mode"):
-        resize_keep_aspect(_ramp(4, 4), 2, mode="stretch")
+        resize_keep_aspect(_ramp(4, 4), 2, mode="squash")
     with pytest.raises(TypeError):
         resize_keep_aspect(np.zeros((4, 4, 1), np.uint8), 2)
 

@@ -278,11 +278,13 @@ def build_dataset_from_arrays(
     return _finish(ds, n, ys is not None, load, config)
 
 
-def load_images(table: pd.DataFrame, image_size: int, *, batch_size: int = 64) -> np.ndarray:
+def load_images(
+    table: pd.DataFrame, image_size: int, *, batch_size: int = 64, resize_mode: str = "crop"
+) -> np.ndarray:
     """Every image of ``table`` decoded once, in row order: ``(N, S, S)`` float32 in ``[0, 1]``.
 
-    Grayscale, aspect-preserving centre crop and resize to ``image_size`` (``resize_mode="crop"``),
-    no preprocessing: the in-memory form recipes keep and feed to :func:`build_dataset_from_arrays`.
+    Grayscale, aspect-preserving centre crop and resize to ``image_size`` (``resize_mode="crop"``;
+    any mode of :func:`kerassev.transforms.geometry.resize_keep_aspect`), no preprocessing: the in-memory form recipes keep and feed to :func:`build_dataset_from_arrays`.
     Raises :class:`ValueError` when files could not be read (each is named in the
     :class:`SkippedFilesWarning` issued before), since the array would no longer match the table.
     """
@@ -292,6 +294,7 @@ def load_images(table: pd.DataFrame, image_size: int, *, batch_size: int = 64) -
         preprocessing="unit",
         batch_size=batch_size,
         shuffle=False,
+        resize_mode=resize_mode,
     )
     batches = [np.asarray(b)[..., 0] for b in build_dataset(table, config)]
     images = np.concatenate(batches).astype(np.float32)

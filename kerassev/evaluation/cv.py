@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.dummy import DummyRegressor
 
 from kerassev.data.splits import assert_no_leakage, group_ids
 from kerassev.stats.metrics import regression_metrics
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 
 Comparator = Callable[[pd.DataFrame, pd.DataFrame, int], np.ndarray]
 OOF_COLUMNS = ["row_id", "patient_id", "fold", "comparator", "y_true", "y_pred"]
-BASELINES = {"mean": np.mean, "median": np.median}
+#: Baseline comparators: the training fold's mean or median (sklearn's DummyRegressor strategies).
+BASELINES = ("mean", "median")
 
 
 def baseline_name(kind: str) -> str:
@@ -35,10 +37,9 @@ def baseline_name(kind: str) -> str:
 
 
 def _baseline(kind: str, target_col: str) -> Comparator:
-    stat = BASELINES[kind]
-
     def fit_predict(train: pd.DataFrame, test: pd.DataFrame, fold: int) -> np.ndarray:
-        return np.full(len(test), float(stat(train[target_col].to_numpy(float))))
+        dummy = DummyRegressor(strategy=kind).fit(train[[target_col]], train[target_col])
+        return dummy.predict(test[[target_col]]).astype(float)
 
     fit_predict.__name__ = f"{kind}_baseline"
     return fit_predict

@@ -9,7 +9,8 @@ standard deviation for every metric.
   features than training images (1024-d features, ~47 training images) ``lstsq`` returns the
   minimum-norm solution, as the paper's sklearn code did.
 * A feature matrix with zero columns is the paper's "no data" baseline (``0+1`` parameters):
-  the prediction is the training-half mean of the target.
+  the prediction is the training-half mean of the target
+  (:class:`sklearn.dummy.DummyRegressor`, ``strategy="mean"``).
 * Features are used as given (no standardisation), as in the paper.
 
 Splits come from :func:`kerassev.data.splits.repeated_grouped_splits`; metrics from
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LinearRegression
 
 from kerassev.stats.metrics import regression_metrics
@@ -32,25 +34,13 @@ from kerassev.stats.metrics import regression_metrics
 TABLE1_METRICS: tuple[str, ...] = ("pearson", "r2", "mae", "mse")
 
 
-class TrainingMean:
-    """The intercept-only least-squares fit: predicts the training mean of the target(s)."""
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> TrainingMean:
-        y = np.asarray(y, dtype=np.float64)
-        self.intercept_ = y.mean(axis=0)
-        self.coef_ = np.zeros((*y.shape[1:], x.shape[1]), dtype=np.float64)
-        return self
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.intercept_, (len(x), *np.shape(self.intercept_))).copy()
-
-
-def fit_ols(x: np.ndarray, y: np.ndarray) -> LinearRegression | TrainingMean:
-    """Least squares with an intercept; ``x`` with zero columns gives :class:`TrainingMean`.
+def fit_ols(x: np.ndarray, y: np.ndarray) -> LinearRegression | DummyRegressor:
+    """Least squares with an intercept; ``x`` with zero columns gives the intercept-only fit,
+    a mean :class:`~sklearn.dummy.DummyRegressor`.
 
     ``y`` is ``(n,)`` or ``(n, k)`` (k targets fitted at once, each independently: one
-    factorisation of ``x`` serves all). The returned object has ``coef_`` ((d,) or (k, d)),
-    ``intercept_`` and ``predict``.
+    factorisation of ``x`` serves all). Both have ``predict``; the OLS fit has ``coef_``
+    ((d,) or (k, d)) and ``intercept_``.
     """
     x = _as_2d(x)
     y = np.asarray(y, dtype=np.float64)
@@ -59,7 +49,7 @@ def fit_ols(x: np.ndarray, y: np.ndarray) -> LinearRegression | TrainingMean:
     if len(x) != len(y):
         raise ValueError(f"features have {len(x)} rows but the target has {len(y)}")
     if x.shape[1] == 0:
-        return TrainingMean().fit(x, y)
+        return DummyRegressor(strategy="mean").fit(x, y)
     return LinearRegression().fit(x, y)
 
 

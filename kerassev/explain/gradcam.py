@@ -21,15 +21,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerassev.models.unfreeze import flatten_layers
+
 __all__ = ["find_layer", "gradcam", "last_conv_layer", "mass_inside_mask", "overlay_grid"]
 
 
 def _iter_leaves(model):
-    for layer in getattr(model, "layers", []):
-        if hasattr(layer, "layers") and isinstance(layer.layers, list):
-            yield from _iter_leaves(layer)
-        else:
-            yield layer
+    """Leaf layers through the nesting, depth-first (one walk: ``unfreeze.flatten_layers``)."""
+    return (layer for _, layer in flatten_layers(model))
 
 
 def find_layer(model, name: str) -> keras.Layer:

@@ -6,7 +6,8 @@ blurs it "using a 5x5 Gaussian kernel". Choices the text leaves open, made here 
 - ``magnitude="abs"``: the absolute gradient is shown (how much a pixel changes the prediction,
   either way); for multi-channel inputs the channel maximum is taken;
 - ``sigma=None``: OpenCV's rule for a k-tap kernel, ``0.3 * ((k - 1) / 2 - 1) + 0.8`` (= 1.1 for
-  5x5), i.e. ``cv2.GaussianBlur(g, (5, 5), 0)``; borders are reflected;
+  5x5), i.e. ``cv2.GaussianBlur(g, (5, 5), 0)``, as ``scipy.ndimage.gaussian_filter`` with
+  ``radius=2``; borders are reflected;
 - each map is divided by its maximum, so it lies in [0, 1] (all-zero maps stay zero).
 
 The authors' script (TorchXRayVision ``scripts/covid-severity/predict_severity.py``) differs from the
@@ -23,16 +24,22 @@ import tensorflow as tf
 from scipy import ndimage
 
 
-def gaussian_kernel(size: int = 5, sigma: float | None = None) -> np.ndarray:
-    """Normalised ``size x size`` Gaussian; sigma defaults to OpenCV's ``getGaussianKernel`` rule."""
+def opencv_sigma(size: int = 5) -> float:
+    """OpenCV's ``getGaussianKernel`` sigma for a ``size``-tap kernel (1.1 for 5 taps)."""
     if size < 1 or size % 2 == 0:
         raise ValueError(f"blur kernel size must be a positive odd integer, got {size}")
-    if sigma is None:
-        sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
-    r = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    g = np.exp(-(r**2) / (2 * sigma**2))
-    k = np.outer(g, g)
-    return k / k.sum()
+    return 0.3 * ((size - 1) * 0.5 - 1) + 0.8
+
+
+def gaussian_blur(maps: np.ndarray, size: int = 5, sigma: float | None = None) -> np.ndarray:
+    """Each ``(H, W)`` map blurred with a normalised ``size x size`` Gaussian, borders reflected:
+    :func:`scipy.ndimage.gaussian_filter` with its ``radius`` fixed to ``(size - 1) / 2``."""
+    default = opencv_sigma(size)  # also validates size
+    sigma = default if sigma is None else float(sigma)
+    radius = (size - 1) // 2
+    return np.stack(
+        [ndimage.gaussian_filter(m, sigma, mode="reflect", radius=radius) for m in maps]
+    )
 
 
 def input_gradients(model_fn: Callable, images) -> np.ndarray:
@@ -83,8 +90,7 @@ def saliency(
         raise ValueError(f"images must be (B, H, W) or (B, H, W, C), got shape {grad.shape}")
     grad = grad.astype(np.float64)
     if blur and blur > 1:
-        kernel = gaussian_kernel(blur, sigma)
-        grad = np.stack([ndimage.convolve(g, kernel, mode="reflect") for g in grad])
+        grad = gaussian_blur(grad, blur, sigma)
     peak = grad.reshape(len(grad), -1).max(axis=1)
     peak = np.where(peak > 0, peak, 1.0)
     return (grad / peak[:, None, None]).astype(np.float32)

@@ -23,6 +23,7 @@ __all__ = [
     "RESNET50_NOTOP_URL",
     "BackboneWeightsError",
     "build_backbone",
+    "cached_weights_file",
     "keras_weights_cache",
 ]
 
@@ -44,6 +45,19 @@ def keras_weights_cache() -> list[Path]:
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     dirs = [Path(home) / "models", Path("/tmp/.keras/models")]
     return list(dict.fromkeys(dirs))
+
+
+def cached_weights_file(file_name: str = RESNET50_NOTOP_FILE) -> Path | None:
+    """The first Keras-cache copy of ``file_name`` (e.g. the ResNet-50 notop weights), or None."""
+    for folder in keras_weights_cache():
+        if (folder / file_name).is_file():
+            return folder / file_name
+    return None
+
+
+def can_download_weights() -> bool:
+    """Whether Keras could download application weights now (a 2-second probe)."""
+    return _can_reach()
 
 
 def _can_reach(host: str = _PROBE_HOST, port: int = _PROBE_PORT, timeout: float = _PROBE_TIMEOUT_S):
@@ -138,10 +152,10 @@ def build_backbone(
     if isinstance(weights, str) and weights == "imagenet":
         if cache_file is None:
             return factory(input_shape, pooling, "imagenet")  # raises a clear error
-        cached = [d / cache_file for d in keras_weights_cache() if (d / cache_file).is_file()]
-        if cached:  # use the cached file directly: no hash check, no network
+        cached = cached_weights_file(cache_file)
+        if cached is not None:  # use the cached file directly: no hash check, no network
             model = factory(input_shape, pooling, None)
-            _load_local(model, cached[0])
+            _load_local(model, cached)
             return model
         if not _can_reach():
             raise BackboneWeightsError(_offline_message(cache_file, url))

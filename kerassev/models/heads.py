@@ -112,8 +112,8 @@ def build_encoder(
     return keras.Model(inputs, projector(feats), name=name)
 
 
-def _mlp_trunk(encoder, units, activation, freeze_encoder):
-    if freeze_encoder:
+def _mlp_trunk(encoder, units, activation, freeze_encoder_in_place):
+    if freeze_encoder_in_place:
         encoder.trainable = False  # §3.2: the SSL encoder is frozen for the first regression stage
     inputs = keras.Input(encoder.input_shape[1:], name="image")
     # training=False is not forced: a frozen encoder's BN already runs in inference mode.
@@ -131,16 +131,18 @@ def build_regressor(
     *,
     units: Sequence[int] = (256, 256),
     activation: str | None = "relu",
-    freeze_encoder: bool = True,
+    freeze_encoder_in_place: bool = False,
     name: str = "regressor",
 ) -> keras.Model:
     """encoder -> [Dense(u) -> BN -> activation] per ``units`` -> Dense(1) mRALE (§2.2, §3.2).
 
-    ``freeze_encoder=True`` sets ``encoder.trainable = False`` in place (stage 1 of §3.2); use
-    ``kerassev.models.unfreeze.unfreeze_top`` for the fine-tuning stage, and ``False`` for the
-    ResNet-50-from-scratch comparator. The output layer is float32 under mixed precision.
+    The regressor shares ``encoder`` (its layers and weights). By default the encoder's
+    ``trainable`` flag is left as given; ``freeze_encoder_in_place=True`` sets
+    ``encoder.trainable = False`` on the object passed in (stage 1 of §3.2), which every other
+    model holding that encoder sees too. Use ``kerassev.models.unfreeze.unfreeze_top`` for the
+    fine-tuning stage. The output layer is float32 under mixed precision.
     """
-    inputs, x = _mlp_trunk(encoder, units, activation, freeze_encoder)
+    inputs, x = _mlp_trunk(encoder, units, activation, freeze_encoder_in_place)
     out = layers.Dense(1, dtype="float32", name="mrale")(x)
     return keras.Model(inputs, out, name=name)
 
@@ -173,7 +175,7 @@ def build_subscore_regressor(
     *,
     units: Sequence[int] = (256, 256),
     activation: str | None = "relu",
-    freeze_encoder: bool = True,
+    freeze_encoder_in_place: bool = False,
     name: str = "subscore_regressor",
 ) -> keras.Model:
     """Beyond the paper: predict the four sub-scores and derive mRALE from them.
@@ -186,9 +188,9 @@ def build_subscore_regressor(
                       loss_weights={"subscores": 1.0, "mrale": 1.0 / 24})
 
     (MSE on the sub-scores plus MSE on the derived total; the weight puts the 0-24 total on the
-    scale of the 0-4 sub-scores.)
+    scale of the 0-4 sub-scores.) ``freeze_encoder_in_place`` as in :func:`build_regressor`.
     """
-    inputs, x = _mlp_trunk(encoder, units, activation, freeze_encoder)
+    inputs, x = _mlp_trunk(encoder, units, activation, freeze_encoder_in_place)
     logits = layers.Dense(len(SUBSCORE_COLUMNS), dtype="float32", name="subscore_logits")(x)
     subscores = BoundedScores(SUBSCORE_MAXIMA, dtype="float32", name="subscores")(logits)
     mrale = MraleFromSubscores(dtype="float32", name="mrale")(subscores)

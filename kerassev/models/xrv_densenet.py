@@ -161,22 +161,3 @@ def feature_sets(outputs) -> dict[str, np.ndarray]:
         "4": logits[:, four],
         "lung_opacity": logits[:, [opacity]],
     }
-
-
-def extract_feature_sets(model: keras.Model, images01, *, batch_size: int = 16) -> dict:
-    """Paper 03 feature sets for images in [0, 1] of any size (list or array of ``(H, W)``).
-
-    Each image goes through ``kerassev.transforms.preprocess.xrv_preprocess`` (centre crop, resize
-    224, scale to [-1024, 1024]) and the network in inference mode; see :func:`feature_sets`.
-    """
-    from kerassev.transforms.preprocess import xrv_preprocess
-
-    outs: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(images01), batch_size):
-        chunk = [xrv_preprocess(img) for img in images01[start : start + batch_size]]
-        batch = keras.ops.stack(chunk)
-        for key, value in feature_sets(model(batch, training=False)).items():
-            outs.setdefault(key, []).append(value)
-    if not outs:
-        raise ValueError("no images given")
-    return {key: np.concatenate(values) for key, values in outs.items()}

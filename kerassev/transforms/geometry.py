@@ -1,4 +1,5 @@
-"""Aspect-preserving resizing: centre crop to a square (or pad to one), then resize.
+"""Resizing to a square: centre crop to a square (or pad to one), then resize; or a plain
+resize that stretches (``"stretch"``, a literal "resized to 224x224").
 
 All functions take ``(H, W, C)`` float tensors (or arrays) with possibly unknown static shape and
 work eagerly and inside ``tf.data`` / ``tf.function`` graphs.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-RESIZE_MODES = ("crop", "pad")
+RESIZE_MODES = ("crop", "pad", "stretch")
 
 
 def center_crop_square(image: tf.Tensor) -> tf.Tensor:
@@ -35,7 +36,8 @@ def resize_keep_aspect(
     ``mode="crop"``: scale the shorter side to ``size`` and centre-crop the longer one. Implemented as
     centre-crop-to-square then resize, which selects the same pixels and resizes fewer of them.
     ``mode="pad"``: scale the longer side to ``size`` and zero-pad the shorter one, centred
-    (``tf.image.resize_with_pad``). Bilinear; ``antialias`` avoids aliasing when downsampling
+    (``tf.image.resize_with_pad``). ``mode="stretch"``: resize both sides to ``size``, distorting
+    a non-square image. Bilinear; ``antialias`` avoids aliasing when downsampling
     large radiographs (1024+ px -> 224).
     """
     if mode not in RESIZE_MODES:
@@ -47,6 +49,8 @@ def resize_keep_aspect(
         out = tf.image.resize(
             center_crop_square(image), (size, size), method="bilinear", antialias=antialias
         )
+    elif mode == "stretch":
+        out = tf.image.resize(image, (size, size), method="bilinear", antialias=antialias)
     else:
         out = tf.image.resize_with_pad(image, size, size, method="bilinear", antialias=antialias)
     out = tf.cast(out, image.dtype)

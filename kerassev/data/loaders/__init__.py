@@ -34,12 +34,17 @@ LOADERS: dict[str, Callable[..., pd.DataFrame]] = {
 
 def load_or_skip(name: str, **kwargs) -> pd.DataFrame | None:
     """Load a real data set by manifest name, printing its loader's notices; when its folder is
-    absent, print why and return None (notebooks skip that section visibly instead of failing)."""
+    absent, print why and return None (notebooks skip that section visibly instead of failing).
+    Under CI (``CI=true``) an absent data set raises :class:`~kerassev.config.DataNotFoundError`
+    instead, as the ``shared_data`` tests fail there."""
     from kerassev.data.manifest import load_manifest
 
     folder = config.data_root() / load_manifest(name).folder
     if not folder.is_dir():
-        print(f"SKIPPED {name}: {folder} is absent (set {config.DATA_ENV})")
+        reason = f"{name}: {folder} is absent (set {config.DATA_ENV})"
+        if config.in_ci():
+            raise config.DataNotFoundError(f"CI=true but real data {reason}")
+        print(f"SKIPPED {reason}")
         return None
     with warnings.catch_warnings(record=True) as notices:
         warnings.simplefilter("always")

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kerassev.evaluation.linear_probe import TABLE1_METRICS, ProbeResult, fit_ols, linear_probe
+from kerassev.evaluation.linear_probe import (
+    TABLE1_METRICS,
+    ProbeResult,
+    fit_ols,
+    linear_probe,
+    n_parameters,
+)
 
 from .config import (
     FEATURE_SET_LABELS,
@@ -77,7 +83,7 @@ def evaluate_rows(
                     "features": feature_label(row.feature_set, feats.shape[1]),
                     "row": row.name,
                     "target": t,
-                    "n_params": f"{feats.shape[1]}+1",
+                    "n_params": n_parameters(feats),
                     **summary.loc[t].to_dict(),
                 }
             )

@@ -1,7 +1,8 @@
 """Paper 01 (Liang et al. 2023) as data: every number the paper fixes is a default here.
 
-``MraleConfig.paper()`` is the paper's recipe; ``MraleConfig.smoke()`` shrinks only image size,
-data and epochs so CI and the notebook run it on two CPU cores in minutes.
+``MraleConfig.paper()`` is the paper's recipe; ``MraleConfig.smoke()`` shrinks image size, data
+and epochs (and gives the head more epochs, see there) so CI and the notebook run it on two CPU
+cores in minutes.
 Sources: SPEC.md section 01 and the paper's §2.1-3.2.
 """
 
@@ -47,6 +48,11 @@ PAPER_TABLE1 = {
 class MraleConfig:
     # data (§2.3): 224x224, 3 channels, ImageNet preprocessing
     image_size: int = 224
+    # §2.3 says only "resized to 224x224". Default "crop": square centre crop, then resize, so
+    # lungs keep their proportions whatever a radiograph's aspect ratio (portable APs vary);
+    # "stretch" is the literal reading, a plain resize that distorts non-square images.
+    # (Phantoms are square: both give the same pixels.)
+    resize_mode: str = "crop"
     batch_size: int = 32  # not stated in the paper; 32 fits a 16 GB T4 at 224 px
     n_folds: int = 5
     seed: int = 0
@@ -63,6 +69,13 @@ class MraleConfig:
     ssl_stage_b: SSLStage = field(default_factory=lambda: SSLStage(epochs=20, unfreeze_top=20))
     # regression stage (§3.2): Dense(256)+BN, Dense(256)+BN, Dense(1)
     head_units: tuple[int, ...] = (256, 256)
+    # "two dense layers with 256 neurons followed by batch normalization" names no activation;
+    # default "relu" after each BN (a purely linear stack would collapse to one linear map);
+    # "none" is the literal reading.
+    head_activation: str = "relu"
+    # Output bias starts at the training fold's mean mRALE (our choice, not the paper's: the
+    # head then learns deviations and converges in far fewer epochs); False: Keras' zero init.
+    head_bias_at_mean: bool = True
     head_epochs: int = 20
     head_lr: float = 1e-3  # paper names no optimiser: Adam 1e-3 (SPEC 01)
     finetune_epochs: int = 15
@@ -74,6 +87,9 @@ class MraleConfig:
     # comparators (§3.2) and the beyond-the-paper sub-score head
     comparators: tuple[str, ...] = COMPARATORS
     subscore_head: bool = True
+    # REPORT.md calls an SSL encoder "collapsed" when its collapse monitor (z_std_ratio, ~1
+    # healthy, 0 collapsed) ends below this at the last SSL epoch
+    collapse_threshold: float = 0.1
     # explainability: Grad-CAM on held-out images of these comparators
     gradcam_max_images: int = 64
     # A fold's stage checkpoints (weights + optimiser, ~375 MB each for ResNet-50 with Adam) are
@@ -88,7 +104,11 @@ class MraleConfig:
 
     @classmethod
     def smoke(cls, **overrides) -> MraleConfig:
-        """Shrinks image size, data and epochs only; architecture and schedule shape are kept."""
+        """Shrinks image size, data and SSL/fine-tune/scratch epochs; architecture and schedule
+        shape are kept. One epoch count grows: ``head_epochs`` 20 -> 30, because ~100 phantom
+        images give a fold only ~5 head steps per epoch of batch 16 (the paper's 2,599 images
+        at batch 32: ~65), and the head trains on precomputed embeddings, so the extra epochs
+        cost little."""
         smoke = dataclasses.replace(
             cls(),
             image_size=64,
@@ -105,6 +125,19 @@ class MraleConfig:
         )
         return dataclasses.replace(smoke, **overrides)
 
+    def __post_init__(self):
+        if self.resize_mode not in ("crop", "stretch"):
+            raise ValueError(f"resize_mode must be 'crop' or 'stretch', got {self.resize_mode!r}")
+        if self.head_activation not in ("relu", "none"):
+            raise ValueError(
+                f"head_activation must be 'relu' or 'none', got {self.head_activation!r}"
+            )
+
+    @property
+    def head_activation_fn(self) -> str | None:
+        """The Keras activation after each head BN (None for the linear reading)."""
+        return None if self.head_activation == "none" else self.head_activation
+
     @classmethod
     def from_preset(cls, preset: str, **overrides) -> MraleConfig:
         if preset not in ("paper", "smoke"):
@@ -116,4 +149,5 @@ class MraleConfig:
             f"preset={self.preset}, {self.image_size}px, batch {self.batch_size}, "
             f"{self.n_folds}-fold CV, SSL {self.ssl_stage_a.epochs}+{self.ssl_stage_b.epochs} epochs, "
             f"head {self.head_epochs} + fine-tune {self.finetune_epochs} epochs, seed {self.seed}"
+            + ("" if self.resize_mode == "crop" else f", resize {self.resize_mode}")
         )

@@ -66,7 +66,7 @@ def midrc_data(config: MraleConfig, image_root: str | Path, labels_csv: str | Pa
     from kerassev.data.loaders.midrc_mrale import load_midrc_mrale
 
     table = load_midrc_mrale(image_root, labels_csv).reset_index(drop=True)
-    images = load_images(table, config.image_size)
+    images = load_images(table, config.image_size, resize_mode=config.resize_mode)
     return MraleData(
         images=images,
         table=table,

@@ -65,9 +65,12 @@ def _compile_adam(model: keras.Model, lr: float) -> None:
         model.compile(keras.optimizers.Adam(lr), loss="mse")
 
 
-def _init_output_bias(regressor: keras.Model, y_train: np.ndarray) -> None:
-    """Start the linear output at the training mean: the head then learns deviations, which
-    converges in far fewer epochs on a 0-24 target than starting from 0."""
+def _init_output_bias(regressor: keras.Model, y_train: np.ndarray, at_mean: bool) -> None:
+    """Start the linear output at the training mean (``head_bias_at_mean``): the head then learns
+    deviations, which converges in far fewer epochs on a 0-24 target than starting from 0.
+    Otherwise leave Keras' zero init (the models are reset to it every fold)."""
+    if not at_mean:
+        return
     layer = regressor.get_layer("mrale")
     if isinstance(layer, keras.layers.Dense):
         layer.bias.assign(np.full(layer.bias.shape, float(np.mean(y_train)), np.float32))
@@ -140,7 +143,12 @@ class MraleFolds:
         if name not in self._compiled:
             cfg = self.config
             build = build_subscore_regressor if subscores else build_regressor
-            regressor = build(self.encoder(init), units=cfg.head_units, freeze_encoder=True)
+            regressor = build(
+                self.encoder(init),
+                units=cfg.head_units,
+                activation=cfg.head_activation_fn,
+                freeze_encoder_in_place=True,
+            )
             head = head_model(regressor)
             _compile_adam(head, cfg.head_lr)
             head_state = ModelState(head)
@@ -163,7 +171,7 @@ class MraleFolds:
             head, _ = models.stages["head"]
             regressor = models.regressor
             y = self._targets(tr, subscores)
-            _init_output_bias(regressor, self.data.targets[tr])
+            _init_output_bias(regressor, self.data.targets[tr], cfg.head_bias_at_mean)
             # Stage 1: encoder frozen, so the head trains on the fixed embeddings.
             self._fit(
                 head, self.embeddings(init)[tr], y, f"{name}/fold{fold}/head", cfg.head_epochs
@@ -193,7 +201,7 @@ class MraleFolds:
             models = self._compiled[name]
             models.reset()
             regressor = models.regressor
-            _init_output_bias(regressor, self.data.targets[tr])
+            _init_output_bias(regressor, self.data.targets[tr], cfg.head_bias_at_mean)
             x, y = self.inputs[tr], self.data.targets[tr]
             self._fit(regressor, x, y, f"{name}/fold{fold}/train", cfg.scratch_epochs)
             # Same compiled step, lower rate: assigning the rate variable avoids a re-trace.
@@ -228,9 +236,7 @@ class MraleFolds:
             return
         heat = gradcam(regressor, self.inputs[rows], output="mrale")
         if self._control is None:  # one random-init regressor of the same architecture
-            self._control = build_regressor(
-                build_mrale_encoder(self.config), units=self.config.head_units
-            )
+            self._control = build_mrale_regressor(self.config)
         heat_control = gradcam(self._control, self.inputs[rows], output="mrale")
         arrays = {"rows": rows, "heatmaps": heat.astype(np.float16)}
         if self.data.opacity_masks is not None:
@@ -241,10 +247,17 @@ class MraleFolds:
         np.savez_compressed(out, **arrays)
 
 
+def build_mrale_regressor(config: MraleConfig) -> keras.Model:
+    """A random-init SSL regressor of the configured architecture (encoder + head)."""
+    return build_regressor(
+        build_mrale_encoder(config), units=config.head_units, activation=config.head_activation_fn
+    )
+
+
 def build_scratch_regressor(config: MraleConfig) -> keras.Model:
     size = config.image_size
     backbone = build_backbone(BACKBONE, weights=None, input_shape=(size, size, 3))
-    return build_regressor(backbone, units=config.head_units, freeze_encoder=False)
+    return build_regressor(backbone, units=config.head_units, activation=config.head_activation_fn)
 
 
 def _mass_or_nan(heatmaps: np.ndarray, masks: np.ndarray) -> np.ndarray:

@@ -19,18 +19,27 @@ from kerassev.data.splits import grouped_stratified_kfold
 from kerassev.evaluation.cv import per_fold_metrics, run_cv
 from kerassev.explain.gradcam import overlay_grid
 from kerassev.exports import check_exports, export_model
-from kerassev.models.backbones import BackboneWeightsError, keras_weights_cache
-from kerassev.models.heads import build_regressor
+from kerassev.models.backbones import (
+    RESNET50_NOTOP_FILE,
+    BackboneWeightsError,
+    cached_weights_file,
+    can_download_weights,
+)
 from kerassev.plots import predicted_vs_true, save_figure
 from kerassev.runs import RunFolder
-from kerassev.stats.significance import paired_tests, paired_tests_on_predictions
+from kerassev.stats.significance import ERROR_KINDS, paired_tests, paired_tests_on_predictions
 from kerassev.stats.tables import summary_table, to_markdown, write_table
 
 from . import figures
 from .config import COMPARATOR_LABELS, PAPER_TABLE1, MraleConfig
 from .data import MraleData, midrc_data, phantom_data
-from .regression import MraleFolds, build_scratch_regressor, fold_model_path
-from .ssl import build_mrale_encoder, model_inputs, pretrain_encoder
+from .regression import (
+    MraleFolds,
+    build_mrale_regressor,
+    build_scratch_regressor,
+    fold_model_path,
+)
+from .ssl import model_inputs, pretrain_encoder
 
 log = logging.getLogger(__name__)
 SCORE_RANGE = (0, 24)
@@ -44,6 +53,8 @@ OUTPUTS = (
     "figures",
 )
 TABLE_METRICS = ("mae", "mse", "spearman", "rmse", "pearson", "r2", "qwk")
+#: Table 1's metrics, each compared between every pair of comparators (the abstract's p-claims).
+PAIRED_TEST_METRICS = ("mae", "mse", "spearman")
 
 
 @dataclass
@@ -54,11 +65,12 @@ class MraleResult:
     table: pd.DataFrame  # Table-1-shaped summary (ours + labelled paper columns)
     per_fold: pd.DataFrame
     oof: pd.DataFrame
-    tests: pd.DataFrame  # paired t / Wilcoxon over folds
-    tests_per_image: pd.DataFrame
+    tests: pd.DataFrame  # paired t / Wilcoxon over folds, one block per metric (MAE, MSE, Spearman)
+    tests_per_image: pd.DataFrame  # paired tests of per-image absolute and squared errors
     gradcam: pd.DataFrame  # per-image CAM mass inside the opacity mask (phantoms)
     skipped: dict[str, str] = field(default_factory=dict)
     exports: dict[str, str] = field(default_factory=dict)
+    ssl_health: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per SSL encoder
 
     @property
     def caption(self) -> str:
@@ -99,6 +111,11 @@ class MraleResult:
         lines.append(to_markdown(self.compact_table().drop(columns="model")))
         if self.skipped:
             lines += [f"skipped {k}: {v}" for k, v in self.skipped.items()]
+        for row in self.ssl_health.itertuples():
+            lines.append(
+                f"SSL encoder ({row.init} start): {row.verdict}; collapse monitor z_std_ratio "
+                f"{row.z_std_ratio:.3f} at its last epoch (threshold {row.threshold:g}; ~1 healthy)"
+            )
         gs = self.gradcam_summary()
         if not gs.empty:
             lines += ["", "Grad-CAM mass inside the known opacity mask (held-out phantoms):"]
@@ -106,13 +123,28 @@ class MraleResult:
         return "\n".join(lines)
 
 
+def ssl_health(logs: dict[str, pd.DataFrame], threshold: float) -> pd.DataFrame:
+    """Per SSL encoder, the collapse monitor at its last epoch and the verdict: "collapsed" when
+    ``z_std_ratio`` is below ``threshold`` (every image mapped near one vector)."""
+    rows = []
+    for init, log in logs.items():
+        if len(log) == 0 or "z_std_ratio" not in log:
+            continue
+        last = float(log["z_std_ratio"].iloc[-1])
+        verdict = "collapsed" if not last >= threshold else "not collapsed"
+        rows.append({"init": init, "z_std_ratio": last, "threshold": threshold, "verdict": verdict})
+    return pd.DataFrame(rows, columns=["init", "z_std_ratio", "threshold", "verdict"])
+
+
 def resolve_imagenet_weights(weights: str | None) -> tuple[str | None, str | None]:
-    """(weights to use, reason for skipping). Offline without a file the ImageNet row is skipped."""
+    """(weights to use, reason for skipping): a given file, else the Keras-cache file
+    (``$KERAS_HOME/models/`` or ``~/.keras/models/``), else a download when online; offline
+    without a file the ImageNet row is skipped."""
     if weights:
         if not Path(weights).is_file():
             return None, f"--weights file {weights} does not exist"
         return str(weights), None
-    if any(p.is_file() for p in keras_weights_cache()):
+    if cached_weights_file(RESNET50_NOTOP_FILE) is not None or can_download_weights():
         return "imagenet", None
     return None, (
         "no ImageNet ResNet-50 weights offline: pass --weights "
@@ -216,8 +248,12 @@ def reproduce_mrale(
         score_range=SCORE_RANGE,
         seed=config.seed,
     )
-    tests = paired_tests(per_fold, metric="mae")
-    tests_per_image = paired_tests_on_predictions(oof)
+    tests = pd.concat(
+        [paired_tests(per_fold, metric=m) for m in PAIRED_TEST_METRICS], ignore_index=True
+    )
+    tests_per_image = pd.concat(
+        [paired_tests_on_predictions(oof, kind) for kind in ERROR_KINDS], ignore_index=True
+    )
     gradcam_table = _collect_gradcam(run, data)
 
     result = MraleResult(
@@ -231,6 +267,7 @@ def reproduce_mrale(
         tests_per_image=tests_per_image,
         gradcam=gradcam_table,
         skipped=skipped,
+        ssl_health=ssl_health(logs, config.collapse_threshold),
     )
     if not run.stage_done("outputs"):
         run.set_aside(*OUTPUTS)  # a killed attempt's partial outputs: kept, not overwritten
@@ -354,7 +391,7 @@ def _export_chosen(result: MraleResult, config: MraleConfig, inputs: np.ndarray)
     if chosen == "resnet50_scratch":
         model = build_scratch_regressor(config)
     else:
-        model = build_regressor(build_mrale_encoder(config), units=config.head_units)
+        model = build_mrale_regressor(config)
     model.load_weights(fold_model_path(result.run, chosen, 0))
     paths = export_model(model, result.run.subdir("exports"), name=f"{chosen}_fold0")
     diffs = check_exports(model, paths, inputs[:4], atol=1e-3)
