@@ -35,11 +35,6 @@ def _check_labels(df: pd.DataFrame) -> None:
     assert (df.geographic_mean == er + el).all() and (df.opacity_mean == dr + dl).all()
 
 
-@pytest.fixture
-def no_midrc_file(monkeypatch, tmp_path):
-    monkeypatch.setattr(P.cxr, "midrc_label_path", lambda: tmp_path / "absent.csv")
-
-
 # --- rendering ---------------------------------------------------------------------------------
 def test_render_shapes_types_and_masks():
     ph = render_phantom(SEVERE, size=96, seed=3)
@@ -156,10 +151,12 @@ def test_sample_subscores_consistent_and_deterministic(source):
         assert set(a.extent_right) == set(range(5)) and set(a.density_left) == set(range(4))
 
 
-def test_fallback_table_matches_midrc_statistics(no_midrc_file):
+def test_shipped_table_matches_midrc_statistics():
     df = sample_subscores(20000, seed=0)
-    assert df.attrs["source"] == "midrc-fallback"
+    assert df.attrs["source"] == "midrc-table"
     _check_labels(df)
+    table = P.subscore_table()
+    assert table["studies"].sum() == 2079 and not table[list(SUBSCORE_COLUMNS)].duplicated().any()
     # File: mean mRALE 8.48, 413/2079 zeros, 225/2079 at 24, extent r/l correlation 0.87.
     assert df.mrale.mean() == pytest.approx(8.48, abs=0.3)
     assert (df.mrale == 0).mean() == pytest.approx(413 / 2079, abs=0.015)
@@ -167,15 +164,23 @@ def test_fallback_table_matches_midrc_statistics(no_midrc_file):
     assert np.corrcoef(df.extent_right, df.extent_left)[0, 1] > 0.8
 
 
-def test_sampling_from_real_midrc_file(shared_data):
+def test_phantom_labels_do_not_depend_on_shared_data(monkeypatch, tmp_path):
+    from kerassev import config
+
+    first = sample_subscores(50, seed=3)
+    monkeypatch.setenv(config.DATA_ENV, str(tmp_path))  # no ../shared/data at all
+    pd.testing.assert_frame_equal(first, sample_subscores(50, seed=3))
+
+
+def test_shipped_table_is_derived_from_the_real_midrc_file(shared_data):
     root = shared_data("midrc_mrale")
+    derived = P.derive_subscore_table(root / P.MIDRC_LABEL_FILE)
+    pd.testing.assert_frame_equal(derived, P.subscore_table(), check_dtype=False)
     real = pd.read_csv(root / P.MIDRC_LABEL_FILE)
+    assert list(real.columns) == list(MIDRC_COLUMNS)
     df = sample_subscores(20000, seed=0)
-    assert df.attrs["source"] == "midrc-file"
-    _check_labels(df)  # the 4 inconsistent rows were coded as "no opacity"
     assert df.mrale.mean() == pytest.approx(real["mRALE Score"].mean(), abs=0.3)
     assert set(df.mrale) <= set(real["mRALE Score"])
-    assert list(real.columns) == list(MIDRC_COLUMNS)
 
 
 # --- cohorts -----------------------------------------------------------------------------------

@@ -1,28 +1,36 @@
 """Synthetic phantoms, one module per modality, deterministic by seed.
 
-* :mod:`.cxr` -- frontal chest X-rays with known mRALE / Cohen labels and opacity masks (papers 01, 03).
+* :mod:`.cxr` -- frontal chest X-rays with known mRALE / Cohen labels and opacity masks (papers 01,
+  03); their labels in :mod:`.cxr_labels` (sampled from ``midrc_subscores.csv``, package data),
+  written as MIDRC / Cohen data sets by :mod:`.cxr_files`.
+* :mod:`.drawing` -- seeded draws, smooth fields and pose coordinates every modality shares.
 
-Lung ultrasound (paper 02) and CT (paper 05) phantoms get a module each beside it.
+Lung ultrasound (paper 02) and CT (paper 05) phantoms get a module each beside them.
 """
 
 from kerassev.data.phantoms.cxr import (
-    COHEN_METADATA_COLUMNS,
     DENSITY_FILL,
-    DENSITY_TEXT,
     EXTENT_FRACTION,
-    EXTENT_TEXT,
-    LABEL_COLUMNS,
-    MIDRC_COLUMNS,
-    MIDRC_LABEL_FILE,
-    SUBSCORE_COLUMNS,
     Phantom,
     PhantomCohort,
-    labels_from_subscores,
     make_phantom_cohort,
-    midrc_label_path,
     render_phantom,
-    sample_subscores,
+)
+from kerassev.data.phantoms.cxr_files import (
+    COHEN_METADATA_COLUMNS,
+    DENSITY_TEXT,
+    EXTENT_TEXT,
+    MIDRC_COLUMNS,
     write_phantom_dataset,
+)
+from kerassev.data.phantoms.cxr_labels import (
+    LABEL_COLUMNS,
+    MIDRC_LABEL_FILE,
+    SUBSCORE_COLUMNS,
+    derive_subscore_table,
+    labels_from_subscores,
+    sample_subscores,
+    subscore_table,
 )
 
 __all__ = [
@@ -35,8 +43,9 @@ __all__ = [
     "DENSITY_TEXT",
     "MIDRC_COLUMNS",
     "labels_from_subscores",
-    "midrc_label_path",
     "sample_subscores",
+    "subscore_table",
+    "derive_subscore_table",
     "Phantom",
     "render_phantom",
     "PhantomCohort",

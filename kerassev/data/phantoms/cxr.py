@@ -29,12 +29,9 @@ positioning style, random gamma and contrast, a heel-effect gradient, Gaussian n
 automatic-exposure-control step that sets the image mean to a random target independent of the
 labels, so global brightness cannot predict the score (|Spearman| ~ 0).
 
-**Sub-scores** are sampled from the real MIDRC label file when it is present (rows resampled, so the
-joint right/left distribution is kept) and otherwise from a built-in frequency table derived from
-that file (``MIDRC mRALE Mastermind Training Annotations_2079_20230428.csv``, MIDRC/COVID19_Challenges
-@ fc43c7b): the joint right x left extent counts and, per lung, density-given-extent counts, with
-the lungs' densities coupled through a shared uniform. The 4 file rows whose extent and density
-disagree on "none" are coded as "no opacity" in that lung (their mRALE is unchanged).
+**Sub-scores** come from :mod:`.cxr_labels` (the MIDRC joint distribution, shipped with the
+package); :mod:`.cxr_files` writes cohorts in the real data sets' file formats, and
+:mod:`.drawing` holds the helpers other modalities share.
 
 **Limitations.** Not a radiograph simulator: no scatter, no projection physics, no lines or tubes,
 no effusions, atelectasis, nodules or pneumothorax; opacities never cross the lung border; the
@@ -48,192 +45,35 @@ import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from kerassev import config
-
-SUBSCORE_COLUMNS = ("extent_right", "density_right", "extent_left", "density_left")
-LABEL_COLUMNS = (*SUBSCORE_COLUMNS, "mrale", "geographic_mean", "opacity_mean")
+from kerassev.data.phantoms.cxr_labels import (
+    SUBSCORE_COLUMNS,
+    labels_from_subscores,
+    sample_subscores,
+)
+from kerassev.data.phantoms.drawing import (
+    phantom_uid,
+    pose_coordinates,
+    sample_lattice,
+    smooth_lattice,
+    uniform,
+)
 
 # Target share of a lung's pixels covered by opacity, per extent score (uniform within).
 EXTENT_FRACTION = {1: (0.08, 0.22), 2: (0.29, 0.47), 3: (0.54, 0.72), 4: (0.80, 0.96)}
 # Share of the lung's air darkness that the opacity fills, per density score.
 DENSITY_FILL = {1: 0.45, 2: 0.68, 3: 0.90}
 
-MIDRC_LABEL_FILE = "MIDRC mRALE Mastermind Training Annotations_2079_20230428.csv"
-# MIDRC text labels (the real file writes "None" where the README says "blank").
-EXTENT_TEXT = {0: "None", 1: "<=25%", 2: "25-50%", 3: "51-75%", 4: ">75%"}
-DENSITY_TEXT = {0: "None", 1: "Hazy", 2: "Moderate", 3: "Dense"}
-MIDRC_COLUMNS = (
-    "StudyInstanceUID",
-    "extent_right",
-    "density_right",
-    "extent_left",
-    "density_left",
-    "quality_issue",
-    "extent_right_numerical",
-    "density_right_numerical",
-    "extent_left_numerical",
-    "density_left_numerical",
-    "mRALE Score",
-)
-
-# Fallback sub-score distribution, counted from the 2,079 rows of MIDRC_LABEL_FILE after coding
-# the 4 inconsistent lungs as "none". Rows: extent_right 0-4; columns: extent_left 0-4.
-_FALLBACK_EXTENT_JOINT = np.array(
-    [
-        [413, 76, 35, 2, 0],
-        [54, 207, 67, 12, 4],
-        [26, 62, 193, 60, 11],
-        [9, 7, 78, 203, 56],
-        [5, 6, 18, 94, 381],
-    ],
-    dtype=np.float64,
-)
-# Per lung: rows extent 0-4, columns density 0-3 (same file, same coding).
-_FALLBACK_DENSITY_GIVEN_EXTENT = {
-    "right": np.array(
-        [
-            [526, 0, 0, 0],
-            [0, 285, 43, 16],
-            [0, 167, 149, 36],
-            [0, 109, 132, 112],
-            [0, 51, 142, 311],
-        ],
-        dtype=np.float64,
-    ),
-    "left": np.array(
-        [[507, 0, 0, 0], [0, 290, 58, 10], [0, 170, 171, 50], [0, 87, 127, 157], [0, 45, 98, 309]],
-        dtype=np.float64,
-    ),
-}
-# Probability that both lungs' densities share one uniform draw; chosen so the right/left density
-# correlation (lungs both involved) is ~0.75 as in the file.
-_FALLBACK_DENSITY_COUPLING = 0.8
-
 # Lattice of the smooth opacity field over [-1.35, 1.35]^2 in normalised coordinates; its
 # correlation length (~0.14) is fixed in anatomy units, so lesions look alike at any image size.
 _FIELD_N = 64
 _FIELD_EXTENT = 1.35
 _FIELD_SIGMA = 3.3
-
-
-# --------------------------------------------------------------------------------------------
-# Labels
-# --------------------------------------------------------------------------------------------
-def _with_derived(df: pd.DataFrame) -> pd.DataFrame:
-    """Add mrale, geographic_mean and opacity_mean to a frame of the four sub-scores."""
-    out = df.loc[:, list(SUBSCORE_COLUMNS)].astype(np.int64).reset_index(drop=True)
-    out["mrale"] = (
-        out.extent_right * out.density_right + out.extent_left * out.density_left
-    ).astype(np.int64)
-    out["geographic_mean"] = (out.extent_right + out.extent_left).astype(np.float64)
-    out["opacity_mean"] = (out.density_right + out.density_left).astype(np.float64)
-    return out
-
-
-def _make_consistent(df: pd.DataFrame) -> pd.DataFrame:
-    """Code a lung with extent xor density equal to 0 as no opacity (its product was 0 anyway)."""
-    df = df.copy()
-    for side in ("right", "left"):
-        e, d = f"extent_{side}", f"density_{side}"
-        bad = (df[e] == 0) != (df[d] == 0)
-        df.loc[bad, [e, d]] = 0
-    return df
-
-
-def labels_from_subscores(subscores: Mapping[str, int]) -> dict[str, Any]:
-    """Validated sub-scores plus mrale, geographic_mean and opacity_mean."""
-    missing = [k for k in SUBSCORE_COLUMNS if k not in subscores]
-    if missing:
-        raise ValueError(f"subscores lack {missing}; need {list(SUBSCORE_COLUMNS)}")
-    s = {k: int(subscores[k]) for k in SUBSCORE_COLUMNS}
-    for side in ("right", "left"):
-        e, d = s[f"extent_{side}"], s[f"density_{side}"]
-        if not 0 <= e <= 4 or not 0 <= d <= 3:
-            raise ValueError(f"{side} lung: extent must be 0-4 and density 0-3, got {e}, {d}")
-        if (e == 0) != (d == 0):
-            raise ValueError(f"{side} lung: extent 0 <=> density 0 required, got {e}, {d}")
-    er, dr, el, dl = (s[k] for k in SUBSCORE_COLUMNS)
-    return s | {
-        "mrale": er * dr + el * dl,
-        "geographic_mean": float(er + el),
-        "opacity_mean": float(dr + dl),
-    }
-
-
-@functools.lru_cache(maxsize=4)
-def _read_midrc_subscores(path: str) -> pd.DataFrame:
-    raw = pd.read_csv(path)
-    df = pd.DataFrame({c: raw[f"{c}_numerical"].astype(np.int64) for c in SUBSCORE_COLUMNS})
-    return _make_consistent(df)
-
-
-def midrc_label_path() -> Path:
-    """Where the real MIDRC mRALE label file is expected (it may be absent)."""
-    return config.dataset_dir("midrc_mrale", must_exist=False) / MIDRC_LABEL_FILE
-
-
-def _inverse_cdf(counts: np.ndarray, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
-    cdf = np.cumsum(counts, axis=1) / counts.sum(axis=1, keepdims=True)
-    return (u[:, None] >= cdf[rows]).sum(axis=1).clip(0, counts.shape[1] - 1)
-
-
-def sample_subscores(
-    n: int, *, seed: int = 0, source: Literal["midrc", "uniform"] = "midrc"
-) -> pd.DataFrame:
-    """``n`` consistent sub-score rows with mrale, geographic_mean and opacity_mean.
-
-    ``"midrc"`` resamples rows of the real label file when present, else the built-in table;
-    ``df.attrs["source"]`` says which. ``"uniform"``: extent 0-4 and density 1-3 uniform per lung.
-    """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 101]))
-    if source == "uniform":
-        ext = rng.integers(0, 5, size=(n, 2))
-        den = rng.integers(1, 4, size=(n, 2)) * (ext > 0)
-        used = "uniform"
-    elif source == "midrc":
-        path = midrc_label_path()
-        if path.is_file():
-            table = _read_midrc_subscores(str(path))
-            rows = table.iloc[rng.integers(0, len(table), size=n)]
-            ext = rows[["extent_right", "extent_left"]].to_numpy()
-            den = rows[["density_right", "density_left"]].to_numpy()
-            used = "midrc-file"
-        else:
-            joint = _FALLBACK_EXTENT_JOINT.ravel()
-            k = rng.choice(joint.size, size=n, p=joint / joint.sum())
-            ext = np.stack(np.divmod(k, 5), axis=1)
-            u_r = rng.random(n)
-            u_l = np.where(rng.random(n) < _FALLBACK_DENSITY_COUPLING, u_r, rng.random(n))
-            den = np.stack(
-                [
-                    _inverse_cdf(_FALLBACK_DENSITY_GIVEN_EXTENT["right"], ext[:, 0], u_r),
-                    _inverse_cdf(_FALLBACK_DENSITY_GIVEN_EXTENT["left"], ext[:, 1], u_l),
-                ],
-                axis=1,
-            )
-            used = "midrc-fallback"
-    else:
-        raise ValueError(f"source must be 'midrc' or 'uniform', got {source!r}")
-    df = pd.DataFrame(
-        {
-            "extent_right": ext[:, 0],
-            "density_right": den[:, 0],
-            "extent_left": ext[:, 1],
-            "density_left": den[:, 1],
-        }
-    )
-    out = _with_derived(_make_consistent(df))
-    out.attrs["source"] = used
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,17 +91,6 @@ class Phantom:
     info: dict = field(default_factory=dict)  # render parameters and measured opacity fractions
 
 
-def _uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
-
-
-def _smooth_lattice(rng: np.random.Generator) -> np.ndarray:
-    """A unit-variance smooth random field on the low-resolution lattice."""
-    f = rng.standard_normal((_FIELD_N, _FIELD_N), dtype=np.float32)
-    f = ndimage.gaussian_filter(f, _FIELD_SIGMA, mode="wrap")
-    return (f - f.mean()) / (f.std() + 1e-12)
-
-
 @functools.lru_cache(maxsize=256)
 def _anatomy(anatomy_seed: int) -> dict[str, Any]:
     """Cached per patient: a cohort renders each patient's anatomy once."""
@@ -272,33 +101,33 @@ def _anatomy(anatomy_seed: int) -> dict[str, Any]:
 
 def _draw_anatomy(rng: np.random.Generator) -> dict[str, Any]:
     """Per-patient anatomy, positioning style and persistent part of the opacity field."""
-    dome_r = _uniform(rng, 0.40, 0.52)
-    dome_l = dome_r + _uniform(rng, 0.03, 0.08)
+    dome_r = uniform(rng, 0.40, 0.52)
+    dome_l = dome_r + uniform(rng, 0.03, 0.08)
     return {
-        "body_w": _uniform(rng, 0.86, 0.97),
-        "lung_cx": (_uniform(rng, 0.36, 0.42), _uniform(rng, 0.36, 0.42)),  # right, left
-        "lung_ax": (_uniform(rng, 0.27, 0.32), _uniform(rng, 0.26, 0.31)),
-        "lung_top": (_uniform(rng, -0.80, -0.72), _uniform(rng, -0.80, -0.72)),
+        "body_w": uniform(rng, 0.86, 0.97),
+        "lung_cx": (uniform(rng, 0.36, 0.42), uniform(rng, 0.36, 0.42)),  # right, left
+        "lung_ax": (uniform(rng, 0.27, 0.32), uniform(rng, 0.26, 0.31)),
+        "lung_top": (uniform(rng, -0.80, -0.72), uniform(rng, -0.80, -0.72)),
         "dome": (dome_r, dome_l),
-        "dome_k": _uniform(rng, 1.0, 1.6),
-        "med_w": _uniform(rng, 0.08, 0.11),
+        "dome_k": uniform(rng, 1.0, 1.6),
+        "med_w": uniform(rng, 0.08, 0.11),
         "heart": (
-            _uniform(rng, 0.12, 0.18),  # centre x (patient's left = +x)
-            dome_l - _uniform(rng, 0.10, 0.15),  # centre y: sits on the diaphragm
-            _uniform(rng, 0.29, 0.35),  # half-width
-            _uniform(rng, 0.22, 0.27),  # half-height
+            uniform(rng, 0.12, 0.18),  # centre x (patient's left = +x)
+            dome_l - uniform(rng, 0.10, 0.15),  # centre y: sits on the diaphragm
+            uniform(rng, 0.29, 0.35),  # half-width
+            uniform(rng, 0.22, 0.27),  # half-height
         ),
-        "darkness": _uniform(rng, 0.30, 0.40),
-        "rib_spacing": _uniform(rng, 0.13, 0.15),
-        "rib_start": _uniform(rng, -0.95, -0.85),
-        "clavicle_y": _uniform(rng, -0.74, -0.66),
+        "darkness": uniform(rng, 0.30, 0.40),
+        "rib_spacing": uniform(rng, 0.13, 0.15),
+        "rib_start": uniform(rng, -0.95, -0.85),
+        "clavicle_y": uniform(rng, -0.74, -0.66),
         "pose": (
             float(rng.normal(0.0, math.radians(2.0))),  # rotation
-            _uniform(rng, -0.04, 0.04),  # translation x
-            _uniform(rng, -0.04, 0.04),  # translation y
-            _uniform(rng, 0.93, 1.04),  # scale
+            uniform(rng, -0.04, 0.04),  # translation x
+            uniform(rng, -0.04, 0.04),  # translation y
+            uniform(rng, 0.93, 1.04),  # scale
         ),
-        "field": _smooth_lattice(rng),
+        "field": smooth_lattice(rng, _FIELD_N, _FIELD_SIGMA),
     }
 
 
@@ -309,43 +138,17 @@ def _draw_study(rng: np.random.Generator) -> dict[str, Any]:
             float(rng.normal(0.0, math.radians(1.5))),
             float(rng.normal(0.0, 0.015)),
             float(rng.normal(0.0, 0.015)),
-            _uniform(rng, 0.98, 1.02),
+            uniform(rng, 0.98, 1.02),
         ),
         "gamma": float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))),
-        "contrast": _uniform(rng, 0.85, 1.15),
-        "target_mean": _uniform(rng, 0.32, 0.62),
-        "heel": (_uniform(rng, -0.05, 0.05), _uniform(rng, 0.0, 2 * math.pi)),
-        "noise": _uniform(rng, 0.008, 0.025),
-        "field": _smooth_lattice(rng),
+        "contrast": uniform(rng, 0.85, 1.15),
+        "target_mean": uniform(rng, 0.32, 0.62),
+        "heel": (uniform(rng, -0.05, 0.05), uniform(rng, 0.0, 2 * math.pi)),
+        "noise": uniform(rng, 0.008, 0.025),
+        "field": smooth_lattice(rng, _FIELD_N, _FIELD_SIGMA),
         "fraction_u": (float(rng.random()), float(rng.random())),
         "seed": int(rng.integers(0, 2**31 - 1)),
     }
-
-
-def _coordinates(size: int, rot: float, tx: float, ty: float, scale: float):
-    """Anatomical (x, y) of every pixel, after the inverse of the positioning transform."""
-    c = (np.arange(size, dtype=np.float32) + 0.5) / size * 2.0 - 1.0
-    du = c[None, :] - np.float32(tx)
-    dv = c[:, None] - np.float32(ty)
-    cos, sin = np.float32(math.cos(rot)), np.float32(math.sin(rot))
-    x = (cos * du + sin * dv) / np.float32(scale)
-    y = (-sin * du + cos * dv) / np.float32(scale)
-    return x, y
-
-
-def _sample_field(lattice: np.ndarray, size: int, pose: tuple[float, float, float, float]):
-    """The lattice field at every pixel's anatomical position (bilinear; one affine resample)."""
-    rot, tx, ty, scale = pose
-    k = (_FIELD_N - 1) / (2 * _FIELD_EXTENT)  # lattice cells per normalised unit
-    cos, sin = math.cos(rot), math.sin(rot)
-    # pixel (i, j) -> (v, u) = (2 (i + .5) / size - 1, ...) -> (y, x) anatomy -> lattice (r, c)
-    a = 2.0 / size
-    matrix = np.array([[cos * a, -sin * a], [sin * a, cos * a]]) * (k / scale)
-    v0, u0 = a * 0.5 - 1.0 - ty, a * 0.5 - 1.0 - tx
-    offset = np.array([cos * v0 - sin * u0, sin * v0 + cos * u0]) * (k / scale) + k * _FIELD_EXTENT
-    return ndimage.affine_transform(
-        lattice, matrix, offset=offset, output_shape=(size, size), order=1, mode="nearest"
-    )
 
 
 def render_phantom(
@@ -370,7 +173,7 @@ def render_phantom(
 
     (rot0, tx0, ty0, sc0), (drot, dtx, dty, dsc) = a["pose"], s["pose_jitter"]
     rot, tx, ty, sc = rot0 + drot, tx0 + dtx, ty0 + dty, sc0 * dsc
-    x, y = _coordinates(size, rot, tx, ty, sc)
+    x, y = pose_coordinates(size, rot, tx, ty, sc)
     ax_abs = np.abs(x)
     f32 = np.float32
 
@@ -419,7 +222,7 @@ def render_phantom(
 
     # Opacities: threshold a smooth, lower-zone-biased field per lung at the target fraction.
     lattice = (0.6 * a["field"] + 0.4 * s["field"]) / math.sqrt(0.52)
-    field_xy = _sample_field(lattice.astype(f32), size, (rot, tx, ty, sc))
+    field_xy = sample_lattice(lattice.astype(f32), size, (rot, tx, ty, sc), _FIELD_EXTENT)
     opacity_mask = np.zeros_like(lung_mask)
     amplitude = np.zeros_like(x)
     fractions = {}
@@ -500,12 +303,6 @@ class PhantomCohort:
     table: pd.DataFrame  # patient_id, study_id, timepoint, offset, labels ... (same order)
 
 
-def _uid(*parts: object) -> str:
-    from pydicom.uid import generate_uid  # pydicom is a core dependency; imported lazily
-
-    return str(generate_uid(entropy_srcs=["kerassev-phantom", *map(str, parts)]))
-
-
 def _evolve(sub: dict[str, int], trend: int, rng: np.random.Generator) -> dict[str, int]:
     """Next timepoint: extent drifts with the patient's trend, density follows; stays consistent."""
     out = {}
@@ -563,7 +360,7 @@ def make_phantom_cohort(
             rows.append(
                 {
                     "patient_id": pid,
-                    "study_id": _uid(seed, pid, t),
+                    "study_id": phantom_uid(seed, pid, t),
                     "timepoint": t,
                     "offset": offset,
                     **ph.labels,
@@ -577,155 +374,3 @@ def make_phantom_cohort(
         lung_masks=np.stack(lungs),
         table=pd.DataFrame(rows),
     )
-
-
-# --------------------------------------------------------------------------------------------
-# On-disk data sets in the real formats (MIDRC labels + DICOM, Cohen CSVs + PNG)
-# --------------------------------------------------------------------------------------------
-_COHEN_HEADER = (
-    "## Synthetic kerassev phantoms: exact scores (no raters) in the layout of covid-severity-scores.csv,,\n"
-    "## License: generated data; no restrictions,,\n"
-    "## Citation: layout after Joseph Paul Cohen et al. Predicting COVID-19 Pneumonia Severity on Chest X-Ray with Deep Learning. May 2020 http://arxiv.org/abs/2005.11856.,,\n"
-    "## geographic_extent_mean: The extent of lung involvement by ground glass opacity or consolidation for each lung. The total extent score ranged from 0 to 8.,,\n"
-    "## opacity_mean: The degree of opacity. The total opacity score ranged from 0 to 6.,,\n"
-)
-# Column order of the upstream metadata.csv (covid-chestxray-dataset).
-COHEN_METADATA_COLUMNS = (
-    "patientid", "offset", "sex", "age", "finding", "survival", "intubated", "intubation_present",
-    "went_icu", "in_icu", "needed_supplemental_O2", "extubated", "temperature", "pO2_saturation",
-    "leukocyte_count", "neutrophil_count", "lymphocyte_count", "view", "modality", "date",
-    "location", "folder", "filename", "doi", "url", "license", "clinical_notes", "other_notes",
-)  # fmt: skip
-
-
-def _midrc_rows(table: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame({"StudyInstanceUID": table["study_id"]})
-    for side in ("right", "left"):
-        out[f"extent_{side}"] = table[f"extent_{side}"].map(EXTENT_TEXT)
-        out[f"density_{side}"] = table[f"density_{side}"].map(DENSITY_TEXT)
-    out["quality_issue"] = ""
-    for col in SUBSCORE_COLUMNS:
-        out[f"{col}_numerical"] = table[col].astype(int)
-    out["mRALE Score"] = table["mrale"].astype(int)
-    return out.loc[:, list(MIDRC_COLUMNS)]
-
-
-def write_phantom_dataset(
-    out_dir: str | Path,
-    n_patients: int,
-    *,
-    fmt: Literal["png", "dicom"] = "png",
-    size: int = 256,
-    seed: int = 0,
-    photometric: Literal["MONOCHROME2", "MONOCHROME1", "mixed"] = "MONOCHROME2",
-    bits_stored: Literal[8, 12, 16] = 12,
-    timepoints: tuple[int, int] = (1, 3),
-    source: Literal["midrc", "uniform"] = "midrc",
-) -> pd.DataFrame:
-    """Write a phantom cohort as files plus labels in the real data sets' formats.
-
-    Writes ``labels.csv`` (MIDRC columns and strings), ``annotations/covid-severity-scores.csv``
-    and ``metadata.csv`` (Cohen layout), and the images: 8-bit PNG in ``images/`` (``fmt="png"``)
-    or DICOM at ``<StudyInstanceUID>/<SOPInstanceUID>.dcm`` (``fmt="dicom"``; ``photometric`` and
-    ``bits_stored`` apply, ``"mixed"`` draws MONOCHROME1/2 per image; a full-range window is
-    written so VOI-applying readers recover the phantom exactly). For DICOM the Cohen CSVs name
-    ``<SOPInstanceUID>.dcm`` with ``folder`` = the study UID, so Cohen loaders that look in
-    ``images/`` need ``fmt="png"``. Refuses a non-empty ``out_dir`` (FileExistsError).
-    Returns the dataset table (path, patient_id, study_id, view, timepoint, offset, labels ...).
-    """
-    from PIL import Image
-
-    from kerassev.io.dicom_write import full_range_window, write_dicom
-
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise FileExistsError(f"{out_dir} exists and is not empty; refusing to overwrite it")
-    if fmt not in ("png", "dicom"):
-        raise ValueError(f"fmt must be 'png' or 'dicom', got {fmt!r}")
-    if photometric not in ("MONOCHROME2", "MONOCHROME1", "mixed"):
-        raise ValueError(
-            f"photometric must be MONOCHROME1, MONOCHROME2 or mixed, got {photometric!r}"
-        )
-    if bits_stored not in (8, 12, 16):
-        raise ValueError(f"bits_stored must be 8, 12 or 16, got {bits_stored!r}")
-
-    cohort = make_phantom_cohort(
-        n_patients, timepoints=timepoints, size=size, seed=seed, source=source
-    )
-    table = cohort.table.copy()
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 303]))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths, folders, filenames, photometrics = [], [], [], []
-    for i, row in table.iterrows():
-        img = cohort.images[i]
-        if fmt == "png":
-            name = f"{row.patient_id}_t{row.timepoint}.png"
-            path = out_dir / "images" / name
-            path.parent.mkdir(exist_ok=True)
-            Image.fromarray(np.rint(img * 255).astype(np.uint8), mode="L").save(path)
-            folders.append("images")
-            phot = "MONOCHROME2"
-        else:
-            phot = photometric
-            if phot == "mixed":
-                phot = ("MONOCHROME1", "MONOCHROME2")[int(rng.integers(0, 2))]
-            sop = _uid(seed, row.study_id, "sop")
-            name = f"{sop}.dcm"
-            path = write_dicom(
-                out_dir / row.study_id / name,
-                img,
-                photometric=phot,
-                bits_stored=bits_stored,
-                patient_id=row.patient_id,
-                study_uid=row.study_id,
-                series_uid=_uid(seed, row.study_id, "series"),
-                sop_uid=sop,
-                view_position="AP",
-                window=full_range_window(bits_stored),  # readers recover the phantom exactly
-                pixel_spacing=(430.0 / size, 430.0 / size),  # a 43 cm detector
-                extra={
-                    "StudyDate": (
-                        pd.Timestamp("2020-04-01") + pd.Timedelta(days=int(row.offset))
-                    ).strftime("%Y%m%d"),
-                    "SeriesDescription": "kerassev phantom",
-                },
-            )
-            folders.append(row.study_id)
-        paths.append(str(path.resolve()))
-        filenames.append(name)
-        photometrics.append(phot)
-
-    # MIDRC: one row per study (one image per study here).
-    _midrc_rows(table).to_csv(out_dir / "labels.csv", index=False)
-
-    # Cohen: severity scores with the upstream '##' header, and metadata.csv.
-    (out_dir / "annotations").mkdir()
-    scores = pd.DataFrame(
-        {
-            "filename": filenames,
-            "geographic_mean": table["geographic_mean"],
-            "opacity_mean": table["opacity_mean"],
-        }
-    )
-    with open(out_dir / "annotations" / "covid-severity-scores.csv", "w", newline="") as fh:
-        fh.write(_COHEN_HEADER)
-        scores.to_csv(fh, index=False)
-    worst = table.groupby("patient_id")["mrale"].transform("max")
-    meta = pd.DataFrame({c: [""] * len(table) for c in COHEN_METADATA_COLUMNS})
-    meta["patientid"] = table["patient_id"]
-    meta["offset"] = table["offset"]
-    meta["finding"] = np.where(table["mrale"] > 0, "COVID-19", "No Finding")
-    meta["survival"] = np.where(worst >= 20, "N", "Y")  # synthetic: worst score decides
-    meta["view"] = "PA"
-    meta["modality"] = "X-ray"
-    meta["folder"] = folders
-    meta["filename"] = filenames
-    meta["license"] = "synthetic"
-    meta.to_csv(out_dir / "metadata.csv", index=False)
-
-    table.insert(0, "path", paths)
-    table.insert(3, "view", "PA" if fmt == "png" else "AP")
-    table["filename"] = filenames
-    if fmt == "dicom":
-        table["photometric"] = photometrics
-    return table
