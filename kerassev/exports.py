@@ -53,8 +53,14 @@ def predict_saved_model(path: str | Path, images: np.ndarray) -> np.ndarray:
 
 
 def predict_tflite(path: str | Path, images: np.ndarray) -> np.ndarray:
-    """Predictions of a TFLite file, one image at a time (its batch dimension is fixed)."""
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    """Predictions of a TFLite file, one image at a time (its batch dimension is fixed), through
+    LiteRT's interpreter (``ai-edge-litert``; ``tf.lite.Interpreter`` is deprecated)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from kerassev.quiet import native_stderr_silenced
+
+    with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        interpreter = Interpreter(model_path=str(path))
     inp = interpreter.get_input_details()[0]
     out = interpreter.get_output_details()[0]
     interpreter.resize_tensor_input(inp["index"], (1, *images.shape[1:]))

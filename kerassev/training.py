@@ -7,7 +7,9 @@ stage B, regressor head, fine-tuning). :func:`fit_stage` makes every stage survi
   when the same stage is started again, restores them and continues from the next epoch;
 - a finished stage writes ``checkpoints/<stage>.weights.h5`` and is recorded in ``run.json``,
   so a resumed run loads its weights instead of training it again;
-- per-epoch metrics go to ``logs/<stage>.csv`` (appended across resumes) and TensorBoard.
+- per-epoch metrics go to ``logs/<stage>.csv`` (appended across resumes) and TensorBoard;
+- ``verbose=1`` shows one progress bar per stage (epochs, with the latest loss), not Keras'
+  bar per epoch; ``verbose=2`` Keras' one line per epoch.
 
 Stage checkpoints hold the optimiser state too (a ResNet-50 fine-tuned with Adam is ~375 MB), so
 once a stage's product is saved elsewhere (an SSL encoder in ``models/``, a fold's out-of-fold
@@ -31,10 +33,39 @@ from kerassev.runs import RunError, RunFolder
 log = logging.getLogger(__name__)
 
 
+def _is_array(x) -> bool:
+    return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
 def cosine_sgd(lr: float, *, momentum: float, steps: int, weight_decay: float | None = None):
     """SGD with momentum and cosine decay from ``lr`` to 0 over ``steps`` (paper 01, §3.1)."""
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps))
     return keras.optimizers.SGD(schedule, momentum=momentum, weight_decay=weight_decay)
+
+
+class StageProgress(keras.callbacks.Callback):
+    """One tqdm bar for a whole stage: a tick per epoch, the latest loss beside it."""
+
+    def __init__(self, stage: str, epochs: int, *, leave: bool = True):
+        super().__init__()
+        self.stage, self.epochs, self.leave = stage, epochs, leave
+        self.bar = None
+
+    def on_train_begin(self, logs=None):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.epochs, desc=self.stage, unit="epoch", leave=self.leave)
+
+    def on_epoch_end(self, epoch, logs=None):
+        # BackupAndRestore may resume mid-stage: the bar shows the epoch reached, not a count.
+        self.bar.n = epoch + 1
+        if logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{float(logs['loss']):.4g}", refresh=False)
+        self.bar.refresh()
+
+    def on_train_end(self, logs=None):
+        if self.bar is not None:
+            self.bar.close()
 
 
 class ModelState:
@@ -123,6 +154,7 @@ def fit_stage(
     validation_data=None,
     extra_callbacks: list | None = None,
     verbose: int = 0,
+    progress_leave: bool = True,
     **fit_kwargs,
 ) -> pd.DataFrame:
     """Train ``model`` for one stage, or load its weights if the run already finished it.
@@ -130,7 +162,8 @@ def fit_stage(
     ``compile_fn(model)`` compiles the model for this stage (called on resume too, so the
     restored optimiser state matches); ``None`` keeps the model's current compilation (see
     :class:`ModelState` for reusing one compiled model across folds). ``fit_kwargs`` (e.g. ``batch_size``) go to ``fit``.
-    Returns the stage's per-epoch log.
+    ``verbose=1``: one progress bar for the stage (``progress_leave=False`` clears it when
+    done); ``verbose=2``: Keras' line per epoch. Returns the stage's per-epoch log.
     """
     final = stage_weights_path(run, stage)
     if run.stage_done(stage):
@@ -163,15 +196,20 @@ def fit_stage(
             keras.callbacks.TerminateOnNaN(),
             *(extra_callbacks or []),
         ]
+        if verbose == 1:
+            callbacks.append(StageProgress(stage, epochs, leave=progress_leave))
         # ``data``: a tf.data.Dataset (or anything fit takes as x), or an (x, y) tuple of arrays.
         x, y = data if isinstance(data, tuple) else (data, None)
+        if y is None and not _is_array(x):
+            # A dataset shuffles itself (or not); fit's default shuffle=True would only warn.
+            fit_kwargs.setdefault("shuffle", False)
         history = model.fit(
             x,
             y,
             epochs=epochs,
             validation_data=validation_data,
             callbacks=callbacks,
-            verbose=verbose,
+            verbose=2 if verbose >= 2 else 0,
             **fit_kwargs,
         )
         losses = history.history.get("loss", [])

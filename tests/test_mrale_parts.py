@@ -91,3 +91,30 @@ def test_imagenet_row_is_skipped_offline_with_how_to_fix(monkeypatch, tmp_path):
     local = tmp_path / "resnet50_notop.h5"
     local.write_bytes(b"")
     assert mrale_reproduce.resolve_imagenet_weights(str(local)) == (str(local), None)
+
+
+def test_report_says_collapsed_when_the_monitor_ends_below_threshold():
+    import pandas as pd
+
+    logs = {
+        "scratch": pd.DataFrame({"z_std_ratio": [0.9, 0.4, 0.02]}),
+        "imagenet": pd.DataFrame({"z_std_ratio": [0.8, 0.85]}),
+    }
+    health = mrale_reproduce.ssl_health(logs, threshold=0.1).set_index("init")
+    assert health.loc["scratch", "verdict"] == "collapsed"
+    assert health.loc["imagenet", "verdict"] == "not collapsed"
+    assert health.loc["scratch", "z_std_ratio"] == pytest.approx(0.02)
+    nan = mrale_reproduce.ssl_health({"x": pd.DataFrame({"z_std_ratio": [float("nan")]})}, 0.1)
+    assert nan["verdict"].tolist() == ["collapsed"]  # a NaN monitor is no sign of health
+
+
+def test_paper01_options_validate_and_default_as_documented():
+    cfg = MraleConfig.paper()
+    assert (cfg.resize_mode, cfg.head_activation, cfg.head_bias_at_mean) == ("crop", "relu", True)
+    assert cfg.head_activation_fn == "relu"
+    assert MraleConfig.paper(head_activation="none").head_activation_fn is None
+    with pytest.raises(ValueError, match="resize_mode"):
+        MraleConfig.paper(resize_mode="squash")
+    literal = apply_overrides(cfg, ["resize_mode=stretch", "head_bias_at_mean=false"])
+    assert literal.resize_mode == "stretch" and literal.head_bias_at_mean is False
+    assert "resize stretch" in literal.describe()

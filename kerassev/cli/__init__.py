@@ -10,6 +10,8 @@ import sys
 
 # Sub-command modules, in help order.
 _COMMAND_MODULES = ["demo", "dicom", "data", "reproduce", "convert"]
+# Commands that train or convert models: TensorFlow is imported quietly before they start.
+_TENSORFLOW_COMMANDS = {"demo", "reproduce", "convert"}
 
 
 class UserError(Exception):
@@ -26,7 +28,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) >= 2 and argv[0] == "reproduce":
+        from kerassev import sagemaker
+
+        if sagemaker.in_training_job():  # a SageMaker training job: its layout fills the gaps
+            try:
+                argv = [*argv[:2], *sagemaker.reproduce_argv(argv[1], argv[2:])]
+            except sagemaker.TrainingJobError as err:
+                print(f"kerassev reproduce: error: {err}", file=sys.stderr)
+                return 2
     args = build_parser().parse_args(argv)
+    if args.command in _TENSORFLOW_COMMANDS:
+        from kerassev.quiet import quiet_tensorflow
+
+        quiet_tensorflow()
     try:
         return int(args.func(args) or 0)
     except UserError as err:

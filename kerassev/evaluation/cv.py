@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -220,6 +221,7 @@ def run_cv(
     chunks = []
     for k, (train, test) in enumerate(folds):
         train_df, test_df = table.iloc[train], table.iloc[test]
+        started, fold_mae = time.perf_counter(), {}
         for name, fn in runners.items():
             if (name, k) in finished:
                 continue
@@ -249,8 +251,11 @@ def run_cv(
                 _write_progress(done, path)
             if on_fold_done is not None:
                 on_fold_done(name, k)
-            if verbose:
-                print(f"run_cv: fold {k + 1}/{len(folds)} {name}: done")
+            fold_mae[name] = float(np.mean(np.abs(pred - y[test])))
+        if verbose and fold_mae:  # one line per fold: every comparator's held-out MAE
+            maes = ", ".join(f"{name} {mae:.2f}" for name, mae in fold_mae.items())
+            secs = time.perf_counter() - started
+            print(f"fold {k + 1}/{len(folds)} ({len(test)} held out, {secs:.0f} s): MAE {maes}")
     if path is not None:
         result = done
     else:

@@ -20,6 +20,17 @@ def register(subparsers) -> None:
         importlib.import_module(f"kerassev.cli.reproduce.{name}").register(papers)
 
 
+def finish_run(run_path) -> None:
+    """Print where the run folder is; in a SageMaker training job, copy its exports and report
+    to ``SM_MODEL_DIR`` (see :mod:`kerassev.sagemaker`)."""
+    from kerassev.sagemaker import deliver_model
+
+    print(f"\nrun folder: {run_path}")
+    model_dir = deliver_model(run_path)
+    if model_dir is not None:
+        print(f"model, exports and report copied to {model_dir}")
+
+
 def add_common_arguments(
     p: argparse.ArgumentParser, presets: tuple[str, ...] = ("smoke", "paper")
 ) -> None:

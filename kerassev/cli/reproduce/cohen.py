@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from kerassev.cli import UserError
-from kerassev.cli.reproduce import add_common_arguments
+from kerassev.cli.reproduce import add_common_arguments, finish_run
 
 
 def register(papers) -> argparse.ArgumentParser:
@@ -92,5 +92,5 @@ def run_cohen(args: argparse.Namespace) -> int:
     print(to_markdown(result["results"].table))
     for name, path in sorted(result["figures"].items()):
         print(f"{name}: {path}")
-    print(f"\nrun folder: {result['run'].path}")
+    finish_run(result["run"].path)
     return 0

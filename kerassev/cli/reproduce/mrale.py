@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kerassev.cli import UserError
-from kerassev.cli.reproduce import add_common_arguments
+from kerassev.cli.reproduce import add_common_arguments, finish_run
 
 
 def register(papers) -> None:
@@ -55,5 +55,5 @@ def run_mrale(args: argparse.Namespace) -> int:
     except (RunError, FileNotFoundError) as err:
         raise UserError(str(err)) from err
     print(result.report())
-    print(f"\nrun folder: {result.run.path}")
+    finish_run(result.run.path)
     return 0

@@ -137,6 +137,7 @@ class MraleFolds:
             compile_fn=None,  # compiled once per comparator; state reset per fold
             batch_size=self.config.batch_size,
             verbose=self.verbose,
+            progress_leave=False,  # a fold's stages clear; its one-line summary stays
         )
 
     def _ssl_models(self, name: str, init: str, subscores: bool) -> _Compiled:
