@@ -59,17 +59,19 @@ def predict_tflite(path: str | Path, images: np.ndarray) -> np.ndarray:
 
     from kerassev.quiet import native_stderr_silenced
 
-    with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+    # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." from native code;
+    # Python errors still propagate.
+    with native_stderr_silenced():
         interpreter = Interpreter(model_path=str(path))
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    interpreter.resize_tensor_input(inp["index"], (1, *images.shape[1:]))
-    interpreter.allocate_tensors()
-    preds = []
-    for image in images.astype(np.float32):
-        interpreter.set_tensor(inp["index"], image[None])
-        interpreter.invoke()
-        preds.append(interpreter.get_tensor(out["index"])[0])
+        inp = interpreter.get_input_details()[0]
+        out = interpreter.get_output_details()[0]
+        interpreter.resize_tensor_input(inp["index"], (1, *images.shape[1:]))
+        interpreter.allocate_tensors()
+        preds = []
+        for image in images.astype(np.float32):
+            interpreter.set_tensor(inp["index"], image[None])
+            interpreter.invoke()
+            preds.append(interpreter.get_tensor(out["index"])[0])
     return np.stack(preds)
 
 

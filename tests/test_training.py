@@ -136,3 +136,37 @@ def test_model_weights_leave_the_optimiser_out_and_reload_exactly(tmp_path):
     np.testing.assert_array_equal(fresh.predict(x, verbose=0), model.predict(x, verbose=0))
     with pytest.raises(ValueError, match="weights.h5"):
         save_model_weights(model, tmp_path / "model.h5")
+
+
+def test_a_stage_shows_one_progress_bar_and_no_shuffle_warning(tmp_path, capsys):
+    import warnings
+
+    import tensorflow as tf
+
+    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
+    model = _model()
+    model.compile("sgd", "mse")
+    rng = np.random.default_rng(0)
+    data = tf.data.Dataset.from_tensor_slices(
+        (rng.random((8, 3), dtype=np.float32), rng.random((8, 1), dtype=np.float32))
+    ).batch(4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_stage(model, data, run=run, stage="s", epochs=3, compile_fn=None, verbose=1)
+    assert not [w for w in caught if "shuffle" in str(w.message)]
+    shown = capsys.readouterr()
+    assert "3/3" in shown.err and "s: 100%" in shown.err  # one tqdm bar for the stage
+    assert "Epoch 1/3" not in shown.out + shown.err  # not Keras' per-epoch bars
+
+
+def test_quiet_tensorflow_hides_the_native_start_up_banners():
+    import os
+    import subprocess
+    import sys
+
+    code = "from kerassev.quiet import quiet_tensorflow; quiet_tensorflow(); print('ok')"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    for noise in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard"):
+        assert noise not in out.stderr, out.stderr

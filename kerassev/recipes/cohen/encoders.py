@@ -49,6 +49,7 @@ def extract_features(
     batch_size: int = 16,
     image_size: int = 224,
     channels: int = 3,
+    progress: str | None = None,
 ) -> np.ndarray | dict[str, np.ndarray]:
     """Run a frozen encoder over every image, in order.
 
@@ -58,6 +59,7 @@ def extract_features(
     :func:`kerassev.transforms.preprocess.get_preprocessor`: "imagenet", "xrv", "unit").
     ``encoder_fn``: a Keras model or any callable mapping a preprocessed batch ``(B, S, S, C)`` to
     an array ``(B, d)`` or a dict of such arrays. Returns ``(N, d)`` float64, or a dict of them.
+    ``progress``: a label to show one progress bar (batches) under, or None for none.
     """
     ds, n_expected = _image_batches(
         images_or_table,
@@ -68,6 +70,10 @@ def extract_features(
     )
     call = _inference_call(encoder_fn)
     chunks: list = []
+    if progress:
+        from tqdm.auto import tqdm
+
+        ds = tqdm(ds, desc=progress, total=-(-n_expected // batch_size), unit="batch")
     for batch in ds:
         out = call(batch)
         if isinstance(out, Mapping):
@@ -106,11 +112,15 @@ class Encoder:
     feature_sets: Callable[[object], dict[str, np.ndarray]] = field(repr=False, default=None)
     notes: str = ""
 
-    def extract(self, images_or_table, batch_size: int = 16) -> dict[str, np.ndarray]:
-        """Feature sets (name -> (N, d)) of images (``[0, 1]`` arrays) or a table's files."""
+    def extract(
+        self, images_or_table, batch_size: int = 16, *, progress: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Feature sets (name -> (N, d)) of images (``[0, 1]`` arrays) or a table's files;
+        ``progress`` shows a bar."""
         out = extract_features(
             self.model,
             images_or_table,
+            progress=f"features {self.key}" if progress else None,
             preprocess=self.preprocess,
             batch_size=batch_size,
             image_size=self.image_size,

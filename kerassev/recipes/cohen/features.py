@@ -83,10 +83,12 @@ def feature_rows(
     *,
     batch_size: int = 16,
     run: RunFolder | None = None,
+    verbose: int = 0,
 ) -> list[FeatureRow]:
     """Every encoder's feature sets over the bank's images, then the "no data" row.
 
-    With ``run`` the features are saved as ``features_<encoder>.npz`` (with the image paths).
+    With ``run`` the features are saved as ``features_<encoder>.npz`` (with the image paths);
+    ``verbose`` shows one progress bar per encoder.
     """
     rows: list[FeatureRow] = []
     for enc in encoders:
@@ -95,7 +97,7 @@ def feature_rows(
             with np.load(run.path / f"{stage}.npz") as saved:
                 sets = {k: saved[k] for k in saved.files if k != "paths"}
         else:
-            sets = enc.extract(bank.at(enc.image_size), batch_size)
+            sets = enc.extract(bank.at(enc.image_size), batch_size, progress=bool(verbose))
             if run is not None:
                 np.savez_compressed(
                     run.new_file(f"{stage}.npz"), paths=bank.table["path"].to_numpy(str), **sets

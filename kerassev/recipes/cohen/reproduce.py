@@ -54,7 +54,7 @@ def reproduce(
     splits = make_splits(scored, config)
     bank = ImageBank(frontal)
     encoders, info = build_encoders(config, bank, run=run, verbose=verbose)
-    rows = feature_rows(encoders, bank, batch_size=config.batch_size, run=run)
+    rows = feature_rows(encoders, bank, batch_size=config.batch_size, run=run, verbose=verbose)
     results = evaluate_rows(rows, scored, scored_pos, splits, targets=config.targets)
 
     caption = (
