@@ -1,0 +1,125 @@
+"""SageMaker training jobs: the job's channels, output folders and hyper-parameters drive
+``kerassev reproduce``; a paper-01 run on a temporary job layout lands where SageMaker expects,
+with its ImageNet row started from the weights file in the Keras cache (issue 7, items 1, 10)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kerassev import sagemaker
+from kerassev.cli import main
+from kerassev.data.phantoms import write_phantom_dataset
+from kerassev.models import backbones
+from kerassev.models.backbones import RESNET50_NOTOP_FILE, build_backbone
+from kerassev.recipes.mrale import MraleConfig
+from kerassev.recipes.mrale import reproduce as mrale_reproduce
+from kerassev.recipes.mrale.ssl import build_mrale_encoder
+
+
+def _job(tmp_path, monkeypatch, hps: dict):
+    """A /opt/ml-like layout under tmp_path, with the training job's variables set."""
+    ml = tmp_path / "opt_ml"
+    env = {
+        "SM_MODEL_DIR": ml / "model",
+        "SM_OUTPUT_DATA_DIR": ml / "output" / "data",
+        "SM_CHANNEL_TRAINING": ml / "input" / "data" / "training",
+        "SM_CHANNEL_LABELS": ml / "input" / "data" / "labels",
+        "SM_CHANNEL_WEIGHTS": ml / "input" / "data" / "weights",
+    }
+    for name, path in env.items():
+        monkeypatch.setenv(name, str(path))
+    monkeypatch.setenv("SM_HPS", json.dumps(hps))
+    return env
+
+
+def test_job_variables_become_options_and_set_values(tmp_path, monkeypatch):
+    env = _job(tmp_path, monkeypatch, {"paper": "mrale", "preset": "paper", "seed": 3,
+                                       "image_size": 128, "subscore_head": False,
+                                       "comparators": ["ssl_scratch"]})  # fmt: skip
+    for folder in ("SM_CHANNEL_LABELS", "SM_CHANNEL_WEIGHTS"):
+        env[folder].mkdir(parents=True)
+    (env["SM_CHANNEL_LABELS"] / "labels.csv").write_text("x\n")
+    (env["SM_CHANNEL_WEIGHTS"] / RESNET50_NOTOP_FILE).write_bytes(b"")
+    assert sagemaker.in_training_job()
+    argv = sagemaker.reproduce_argv("mrale", ["--seed", "7"])
+    assert argv[argv.index("--data") + 1] == str(env["SM_CHANNEL_TRAINING"])
+    assert argv[argv.index("--labels") + 1] == str(env["SM_CHANNEL_LABELS"] / "labels.csv")
+    assert argv[argv.index("--weights") + 1].endswith(RESNET50_NOTOP_FILE)
+    assert argv[argv.index("--out") + 1] == str(env["SM_OUTPUT_DATA_DIR"])
+    assert argv.count("--seed") == 1 and argv[argv.index("--seed") + 1] == "7"  # given wins
+    assert argv[argv.index("--preset") + 1] == "paper"
+    sets = argv[argv.index("--set") + 1 :]
+    assert sets == ["image_size=128", "subscore_head=false", "comparators=ssl_scratch"]
+    (env["SM_CHANNEL_LABELS"] / "other.csv").write_text("x\n")
+    with pytest.raises(sagemaker.TrainingJobError, match="exactly one .csv"):
+        sagemaker.reproduce_argv("mrale", [])
+
+
+def test_paper01_job_with_imagenet_weights_in_keras_home_lands_where_sagemaker_expects(
+    tmp_path, monkeypatch, legacy_h5_writer
+):
+    """One cheap end-to-end run for two promises: the ImageNet row runs from a ResNet-50 notop
+    file in $KERAS_HOME/models/ (random-init weights in the official file's format; no network),
+    and a training job's data channel, output folders and hyper-parameters are honoured."""
+    env = _job(
+        tmp_path,
+        monkeypatch,
+        {
+            "paper": "mrale",
+            "preset": "smoke",
+            "comparators": "ssl_imagenet",
+            "subscore_head": False,
+            "image_size": 32,
+            "n_folds": 2,
+            "batch_size": 8,
+            "ssl_stage_a.epochs": 0,  # the start is under test, not SimSiam: no SSL steps
+            "ssl_stage_b.epochs": 0,
+            "head_epochs": 1,
+            "finetune_epochs": 0,
+            "gradcam_max_images": 2,
+        },
+    )
+    monkeypatch.delenv("SM_CHANNEL_WEIGHTS")  # the weights come from the Keras cache here
+    home = tmp_path / "keras_home"
+    reference = build_backbone("resnet50", input_shape=(32, 32, 3))
+    legacy_h5_writer(reference, home / "models" / RESNET50_NOTOP_FILE)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.setattr(mrale_reproduce, "can_download_weights", lambda: False)
+    monkeypatch.setattr(backbones, "_can_reach", lambda *a, **k: False)
+    assert mrale_reproduce.resolve_imagenet_weights(None) == ("imagenet", None)
+    # the training channel: MIDRC-format DICOMs (phantoms), their label CSV in its own channel
+    write_phantom_dataset(env["SM_CHANNEL_TRAINING"], 10, fmt="dicom", size=48, seed=1)
+    env["SM_CHANNEL_LABELS"].mkdir(parents=True)
+    (env["SM_CHANNEL_TRAINING"] / "labels.csv").rename(env["SM_CHANNEL_LABELS"] / "labels.csv")
+
+    assert main(["reproduce", "mrale"]) == 0
+
+    (run,) = env["SM_OUTPUT_DATA_DIR"].glob("*_mrale-smoke")
+    report = (run / "REPORT.md").read_text()
+    assert "MIDRC mRALE" in report and str(env["SM_CHANNEL_TRAINING"]) in report
+    assert "skipped ssl_imagenet" not in report
+    stored = json.loads((run / "run.json").read_text())["config"]
+    assert stored["image_size"] == 32 and stored["comparators"] == ["ssl_imagenet"]
+    # the ImageNet row has numbers of ours, from every held-out image
+    oof = pd.read_csv(run / "oof_predictions.csv")
+    ours = oof[oof["comparator"] == "ssl_imagenet"]
+    assert len(ours) == (oof["comparator"] == "mean baseline").sum() > 0
+    assert np.isfinite(ours["y_pred"]).all()
+    table = pd.read_csv(run / "tables" / "table1.csv").set_index("comparator")
+    mae = next(c for c in table.columns if c.startswith("MAE mean"))
+    assert "to" in str(table.loc["ssl_imagenet", mae])  # an estimate with its CI
+    # with no SSL steps the encoder's backbone is exactly the cached file's weights
+    encoder = build_mrale_encoder(MraleConfig.smoke(image_size=32))
+    encoder.load_weights(run / "models" / "encoder_imagenet.weights.h5")
+    for a, b in zip(
+        encoder.get_layer("resnet50").get_weights(), reference.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    # the exported model and the report land in SM_MODEL_DIR
+    model = env["SM_MODEL_DIR"]
+    assert (model / "ssl_imagenet_fold0.keras").is_file()
+    assert (model / "ssl_imagenet_fold0_savedmodel" / "saved_model.pb").is_file()
+    assert (model / "ssl_imagenet_fold0.tflite").is_file()
+    assert (model / "REPORT.md").read_text() == report
