@@ -22,6 +22,7 @@ from kerassev.exports import check_exports, export_model
 from kerassev.models.backbones import BackboneWeightsError, keras_weights_cache
 from kerassev.models.heads import build_regressor
 from kerassev.plots import predicted_vs_true, save_figure
+from kerassev.recipes.ssl_pretraining import build_ssl_encoder, network_inputs, pretrain_in_run
 from kerassev.runs import RunFolder
 from kerassev.stats.significance import paired_tests, paired_tests_on_predictions
 from kerassev.stats.tables import summary_table, to_markdown, write_table
@@ -30,7 +31,6 @@ from . import figures
 from .config import COMPARATOR_LABELS, PAPER_TABLE1, MraleConfig
 from .data import MraleData, midrc_data, phantom_data
 from .regression import MraleFolds, build_scratch_regressor, fold_model_path
-from .ssl import build_mrale_encoder, model_inputs, pretrain_encoder
 
 log = logging.getLogger(__name__)
 SCORE_RANGE = (0, 24)
@@ -147,7 +147,7 @@ def reproduce_mrale(
     data = (
         phantom_data(config) if image_root is None else midrc_data(config, image_root, labels_csv)
     )
-    inputs = model_inputs(data.images, config)
+    inputs = network_inputs(data.images, config.image_size)
     log.info("%s; %s", data.source, config.describe())
 
     skipped: dict[str, str] = {}
@@ -165,9 +165,22 @@ def reproduce_mrale(
                 skipped[name] = reason
                 continue
         try:
-            _, logs[init] = pretrain_encoder(
-                data.images, config, run, init=init, weights=init_weights, verbose=verbose
+            # §3.1: stage A frozen backbone, stage B top-20 layers; "init" names the start
+            _, log_ = pretrain_in_run(
+                config.encoder_spec(),
+                data.images,
+                [("stage_a", config.ssl_stage_a), ("stage_b", config.ssl_stage_b)],
+                run=run,
+                key=init,
+                policy=config.augment_policy,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                weights=init_weights,
+                verbose=verbose,
             )
+            if len(log_):
+                log_.insert(log_.columns.get_loc("stage") + 1, "init", init)
+            logs[init] = log_
         except BackboneWeightsError as err:
             skipped[name] = str(err)
             continue
@@ -354,7 +367,7 @@ def _export_chosen(result: MraleResult, config: MraleConfig, inputs: np.ndarray)
     if chosen == "resnet50_scratch":
         model = build_scratch_regressor(config)
     else:
-        model = build_regressor(build_mrale_encoder(config), units=config.head_units)
+        model = build_regressor(build_ssl_encoder(config.encoder_spec()), units=config.head_units)
     model.load_weights(fold_model_path(result.run, chosen, 0))
     paths = export_model(model, result.run.subdir("exports"), name=f"{chosen}_fold0")
     diffs = check_exports(model, paths, inputs[:4], atol=1e-3)
