@@ -9,14 +9,19 @@
 - ``reproduce``  the whole run into a run folder
 """
 
-from .config import LABELS, PAPER_TABLE2, PRESETS, CovidSSLConfig
+from .config import LABELS, PAPER_SOURCE, PAPER_TABLE2, PRESETS, ROW_ORDER, CovidSSLConfig
+from .data import CovidData, load_data
 from .reproduce import CovidSSLResult, reproduce_covid_ssl
 
 __all__ = [
     "LABELS",
+    "PAPER_SOURCE",
     "PAPER_TABLE2",
     "PRESETS",
+    "ROW_ORDER",
+    "CovidData",
     "CovidSSLConfig",
     "CovidSSLResult",
+    "load_data",
     "reproduce_covid_ssl",
 ]

@@ -205,8 +205,10 @@ def reproduce_covid_ssl(
     resume: bool = False,
     verbose: int = 0,
     export: bool = True,
+    data: CovidData | None = None,
 ) -> CovidSSLResult:
-    """The whole paper-04 run into a new (or, with ``resume``, the latest unfinished) run folder."""
+    """The whole paper-04 run into a new (or, with ``resume``, the latest unfinished) run folder.
+    ``data`` reuses an already loaded :func:`~.data.load_data` of the same configuration."""
     stored = dataclasses.asdict(config)
     run = (
         RunFolder.resume(out, RUN_KIND, config=stored)
@@ -214,7 +216,7 @@ def reproduce_covid_ssl(
         else RunFolder.create(out, RUN_KIND, config=stored, seed=config.seed)
     )
     keras.utils.set_random_seed(config.seed)
-    data = load_data(config)
+    data = data if data is not None else load_data(config)
     x = network_inputs(data.bank.at(config.image_size), config.image_size)
     skipped: dict[str, str] = {}
     sources, logs = _source_backbones(config, data, run, skipped, verbose)

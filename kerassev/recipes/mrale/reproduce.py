@@ -18,7 +18,7 @@ import pandas as pd
 from kerassev.data.splits import grouped_stratified_kfold
 from kerassev.evaluation.cv import per_fold_metrics, run_cv
 from kerassev.explain.gradcam import overlay_grid
-from kerassev.exports import check_exports, export_model
+from kerassev.exports import ExportMetadata, check_exports, export_model
 from kerassev.models.backbones import BackboneWeightsError, keras_weights_cache
 from kerassev.models.heads import build_regressor
 from kerassev.plots import predicted_vs_true, save_figure
@@ -369,7 +369,18 @@ def _export_chosen(result: MraleResult, config: MraleConfig, inputs: np.ndarray)
     else:
         model = build_regressor(build_ssl_encoder(config.encoder_spec()), units=config.head_units)
     model.load_weights(fold_model_path(result.run, chosen, 0))
-    paths = export_model(model, result.run.subdir("exports"), name=f"{chosen}_fold0")
+    metadata = ExportMetadata(  # what `kerassev predict` needs: the pipeline's input recipe
+        task="regression",
+        input_size=config.image_size,
+        channels=3,
+        preprocessing="imagenet",
+        resize_mode="crop",
+        target_name="mrale",
+        source=f"kerassev reproduce mrale ({config.preset}); {chosen} fold 0; run {result.run.path.name}",
+    )
+    paths = export_model(
+        model, result.run.subdir("exports"), name=f"{chosen}_fold0", metadata=metadata
+    )
     diffs = check_exports(model, paths, inputs[:4], atol=1e-3)
     note = (
         f"{chosen}, fold 0 model (trained on folds 1-{config.n_folds - 1}); input: "
