@@ -31,8 +31,8 @@ class ExportMetadata:
 
     Input: grey image -> aspect-preserving ``resize_mode`` resize to ``input_size`` -> 1 -> 3
     channels when ``channels == 3`` -> ``preprocessing`` (:mod:`kerassev.transforms.preprocess`).
-    Output: ``class_names`` (softmax probabilities, classification) or ``target_name``
-    (regression, one value per output unit).
+    Output: ``class_names`` (softmax probabilities, classification) or ``target_name`` /
+    ``target_names`` (regression: one name for a single output, or one per output unit).
     """
 
     task: str  # "classification" | "regression"
@@ -42,6 +42,7 @@ class ExportMetadata:
     resize_mode: str = "crop"
     class_names: tuple[str, ...] | None = None
     target_name: str | None = None
+    target_names: tuple[str, ...] | None = None
     source: str = ""
     kerassev_version: str = ""
 
@@ -65,8 +66,9 @@ class ExportMetadata:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"{where}: unknown export metadata fields {unknown}")
-        if data.get("class_names") is not None:
-            data["class_names"] = tuple(data["class_names"])
+        for key in ("class_names", "target_names"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 

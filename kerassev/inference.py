@@ -93,6 +93,8 @@ def _columns(out, meta: ExportMetadata) -> dict[str, np.ndarray]:
         cols = {f"p_{c}": out[:, i] for i, c in enumerate(meta.class_names)}
         cols["predicted"] = np.asarray(meta.class_names, dtype=object)[out.argmax(1)]
         return cols
+    if meta.target_names and len(meta.target_names) == out.shape[1]:
+        return {n: out[:, i] for i, n in enumerate(meta.target_names)}
     name = meta.target_name or "prediction"
     if out.shape[1] == 1:
         return {name: out[:, 0]}

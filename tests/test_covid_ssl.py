@@ -26,14 +26,22 @@ def _config():
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
+def data():
+    from conftest import require_dataset
+
+    require_dataset("covid_radiography")
+    require_dataset("covid_chestxray")
+    return load_data(_config())
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, data):
     out = tmp_path_factory.mktemp("covid_ssl")
-    return out, reproduce_covid_ssl(_config(), out)
+    return out, reproduce_covid_ssl(_config(), out, data=data)
 
 
-def test_pool_excludes_test_lookalikes_and_test_images(shared_data):
+def test_pool_excludes_test_lookalikes_and_test_images(shared_data, data):
     shared_data("covid_radiography")
-    data = load_data(CovidSSLConfig.smoke())
     test_paths = set(data.table.loc[data.table["split"] == "test", "path"])
     assert not test_paths & set(data.pool.table["path"])
     assert len(data.excluded) >= 1 and (data.excluded["max_corr"] >= 0.97).all()
@@ -69,7 +77,7 @@ def test_table2_low_shot_probe_and_skips(shared_data, smoke_run):
     assert not list((run / "checkpoints").glob("*.weights.h5"))  # products kept, checkpoints gone
 
 
-def test_resume_trains_nothing_again(shared_data, smoke_run):
+def test_resume_trains_nothing_again(shared_data, smoke_run, data):
     shared_data("covid_radiography")
     out, result = smoke_run
     info_path = result.run.path / "run.json"
@@ -78,7 +86,7 @@ def test_resume_trains_nothing_again(shared_data, smoke_run):
     info["completed"] = None
     info["stages_done"] = [s for s in info["stages_done"] if s not in ("outputs", "exports")]
     info_path.write_text(json.dumps(info))
-    again = reproduce_covid_ssl(_config(), out, resume=True, export=False)
+    again = reproduce_covid_ssl(_config(), out, resume=True, export=False, data=data)
     assert again.run.path == result.run.path
     assert json.loads(info_path.read_text())["stage_seconds"] == seconds
     pd.testing.assert_frame_equal(again.table2, result.table2)
