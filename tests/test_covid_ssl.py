@@ -108,3 +108,27 @@ def test_export_runs_under_kerassev_predict(shared_data, smoke_run, tmp_path):
     assert main(["predict", result.exports["saved_model"], str(images), "--out", str(out)]) == 0
     via_cli = pd.read_csv(out)
     np.testing.assert_allclose(via_cli["p_COVID"], table["p_COVID"], atol=1e-4)
+
+
+def test_presets_and_cli_config():
+    import argparse
+
+    from kerassev.cli.reproduce.covid_ssl import config_from_args, register
+
+    paper = CovidSSLConfig.paper()
+    assert (paper.view_size, paper.ssl_batch_size, paper.ssl_epochs, paper.finetune_epochs) == (
+        112, 256, 40, 30
+    )  # fmt: skip
+    assert (paper.lr, paper.momentum, paper.weight_decay, paper.tau) == (0.03, 0.9, 4e-4, 0.996)
+    assert paper.low_shot == (0.01, 0.1, 0.5, 1.0) and paper.last_epochs == 10
+    spec = paper.encoder_spec("cross")
+    assert (spec.projection_hidden, spec.projection_dim, spec.predictor_hidden) == (512, 128, 4096)
+    assert spec.predictor_dim is None  # = projector output (SPEC 04)
+    assert paper.rows()[0] == "ours" and paper.rows()[-1] == "scratch"
+    papers = argparse.ArgumentParser().add_subparsers()
+    parser = register(papers)
+    args = parser.parse_args(["--preset", "cpu", "--out", "o", "--set", "ssl_epochs=3"])
+    cfg = config_from_args(args)
+    assert cfg.preset == "cpu" and cfg.ssl_epochs == 3 and cfg.image_size == 64
+    with pytest.raises(ValueError, match="unknown SSL methods"):
+        CovidSSLConfig.smoke(methods=("mocov3",))

@@ -15,7 +15,7 @@ def register(papers) -> argparse.ArgumentParser:
         help="paper 04: COVID-19 detection, SSL family (Cross, BYOL, SimSiam, SimCLR, PIRL)",
         description=(
             "Paper 04 (Li et al.): self-supervised pre-training of every method on the unlabelled "
-            "radiographs (test look-alikes excluded), fine-tuning at 1/10/50/100 %% of the "
+            "radiographs (test look-alikes excluded), fine-tuning at 1/10/50/100 % of the "
             "training split, Table 2 (Sen/Spe/HM/AUC/Acc with CIs, 'paper:' columns), the "
             "low-shot curve, a linear probe against random init, and an export for "
             "'kerassev predict'. Transfer and Ours need --weights (ImageNet ResNet-50) offline."
