@@ -46,7 +46,7 @@ def _step_losses(model, batch, steps):
     ]
 
 
-def check_loss_decreases(model, batch, steps=12, lr=0.05):
+def check_loss_decreases(model, batch, steps=8, lr=0.05):
     model.compile(optimizer=keras.optimizers.SGD(lr, momentum=0.9))
     losses = _step_losses(model, batch, steps)
     assert all(np.isfinite(losses)), losses
