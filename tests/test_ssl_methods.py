@@ -103,3 +103,18 @@ def test_ema_momentum_constant_and_cosine():
     assert float(ema_momentum(10, 0.996, None)) == pytest.approx(0.996)
     assert float(ema_momentum(0, 0.996, 100)) == pytest.approx(0.996)
     assert float(ema_momentum(100, 0.996, 100)) == pytest.approx(1.0)
+
+
+def test_views_made_inside_the_train_step_by_an_augmenter():
+    """Raw images in, two augmented views made in the graph (the hook in-graph augmentation uses)."""
+    from kerassev.models.ssl import SimSiam
+    from kerassev.transforms.augment import make_augmenter
+
+    base = make_model("simsiam")
+    model = SimSiam(
+        base.encoder, base.predictor, augmenter=make_augmenter("covid_ssl", image_size=32, seed=1)
+    )
+    model.compile(optimizer="sgd")
+    x, _, _ = fixed_batch(8)
+    hist = model.fit(x, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(hist.history["loss"][0])
