@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 from kerassev.models.backbones import build_backbone  # noqa: E402
 from kerassev.models.heads import build_encoder, build_predictor  # noqa: E402
-from kerassev.models.simsiam import SimSiam  # noqa: E402
+from kerassev.models.ssl import SimSiam  # noqa: E402
 
 FULL = [(s, b, x) for x in (False, True) for s in (64, 128, 224) for b in (8, 32)]
 # (size, batch, xla) on CPU: both ends of the size range, both batches at 224, XLA at the small end.

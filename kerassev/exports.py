@@ -2,16 +2,110 @@
 
 Each export is reloaded by :func:`check_exports`, which compares its predictions with the
 in-memory model's, so a broken export is caught where it is made rather than by a user.
+
+Every export carries an :class:`ExportMetadata` (input size, channels, resize mode,
+preprocessing, class names or target name, kerassev version, where it came from), so
+``kerassev predict`` needs no configuration: inside the ``.keras`` archive as ``kerassev.json``,
+in the SavedModel as ``assets.extra/kerassev.json`` (TensorFlow's place for files the loader
+ignores), and beside all of them as ``<name>.kerassev.json``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+METADATA_FILE = "kerassev.json"
+
+
+@dataclass(frozen=True)
+class ExportMetadata:
+    """What a user of an exported model needs to feed it and read its output.
+
+    Input: grey image -> aspect-preserving ``resize_mode`` resize to ``input_size`` -> 1 -> 3
+    channels when ``channels == 3`` -> ``preprocessing`` (:mod:`kerassev.transforms.preprocess`).
+    Output: ``class_names`` (softmax probabilities, classification) or ``target_name`` /
+    ``target_names`` (regression: one name for a single output, or one per output unit).
+    """
+
+    task: str  # "classification" | "regression"
+    input_size: int
+    channels: int = 3
+    preprocessing: str = "imagenet"
+    resize_mode: str = "crop"
+    class_names: tuple[str, ...] | None = None
+    target_name: str | None = None
+    target_names: tuple[str, ...] | None = None
+    source: str = ""
+    kerassev_version: str = ""
+
+    def __post_init__(self):
+        if self.task not in ("classification", "regression"):
+            raise ValueError(f"task must be 'classification' or 'regression', got {self.task!r}")
+        if self.task == "classification" and not self.class_names:
+            raise ValueError("a classification export needs class_names")
+        if not self.kerassev_version:
+            from kerassev import __version__
+
+            object.__setattr__(self, "kerassev_version", __version__)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, *, where: str = "") -> ExportMetadata:
+        data = json.loads(text)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{where}: unknown export metadata fields {unknown}")
+        for key in ("class_names", "target_names"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+def write_metadata(paths: ExportPaths, metadata: ExportMetadata) -> Path:
+    """Put ``metadata`` into the ``.keras`` archive, the SavedModel and a sidecar file."""
+    text = metadata.to_json()
+    with zipfile.ZipFile(paths.keras_file, "a") as archive:
+        archive.writestr(METADATA_FILE, text)
+    extra = paths.saved_model / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    (extra / METADATA_FILE).write_text(text)
+    sidecar = paths.keras_file.with_name(paths.keras_file.stem + "." + METADATA_FILE)
+    sidecar.write_text(text)
+    return sidecar
+
+
+def read_metadata(model_path: str | Path) -> ExportMetadata:
+    """The metadata of an export: a ``.keras`` file, a SavedModel folder or any file with a
+    ``<stem>.kerassev.json`` beside it. Raises ``ValueError`` naming the path when it has none."""
+    path = Path(model_path)
+    if path.is_dir():
+        candidates = [path / "assets.extra" / METADATA_FILE]
+    else:
+        candidates = [path.with_name(path.stem + "." + METADATA_FILE)]
+        if path.suffix == ".keras" and path.is_file():
+            with zipfile.ZipFile(path) as archive:
+                if METADATA_FILE in archive.namelist():
+                    return ExportMetadata.from_json(
+                        archive.read(METADATA_FILE).decode(), where=str(path)
+                    )
+    for c in candidates:
+        if c.is_file():
+            return ExportMetadata.from_json(c.read_text(), where=str(c))
+    raise ValueError(
+        f"{path}: no kerassev export metadata (looked for {METADATA_FILE} inside it and "
+        f"{candidates[0].name} beside it); export it with kerassev.exports.export_model(..., metadata=...)"
+    )
 
 
 @dataclass(frozen=True)
@@ -28,9 +122,15 @@ def _refuse_existing(*paths: Path) -> None:
 
 
 def export_model(
-    model: keras.Model, out_dir: str | Path, *, name: str = "model", tflite: bool = True
+    model: keras.Model,
+    out_dir: str | Path,
+    *,
+    name: str = "model",
+    tflite: bool = True,
+    metadata: ExportMetadata | None = None,
 ) -> ExportPaths:
-    """Write ``name.keras``, ``name_savedmodel/`` and ``name.tflite`` into ``out_dir``."""
+    """Write ``name.keras``, ``name_savedmodel/`` and ``name.tflite`` into ``out_dir``, with
+    ``metadata`` inside and beside them (see :func:`write_metadata`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     keras_file = out_dir / f"{name}.keras"
@@ -43,7 +143,10 @@ def export_model(
     if tflite_file is not None:
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
         tflite_file.write_bytes(converter.convert())
-    return ExportPaths(keras_file, saved_model, tflite_file)
+    paths = ExportPaths(keras_file, saved_model, tflite_file)
+    if metadata is not None:
+        write_metadata(paths, metadata)
+    return paths
 
 
 def predict_saved_model(path: str | Path, images: np.ndarray) -> np.ndarray:

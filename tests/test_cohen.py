@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -237,6 +238,14 @@ def test_reproduce_end_to_end_tiny(tmp_path, real_tables):
     assert len(per_split) == 3 * 5 * 2
     assert np.load(run / "features_simsiam.npz")["pooled"].shape == (558, 32)
     assert "simsiam_history" in out["info"] and len(out["info"]["simsiam_history"]["loss"]) == 1
+    # the export carries its input recipe and target names: `kerassev predict` needs nothing else
+    from kerassev.inference import predict_files
+
+    export = out["info"]["exports"]
+    assert export["row"] == "simsiam/pooled"
+    preds, skipped = predict_files(export["keras"], [Path(config.data_root) / "images"])
+    assert not skipped and len(preds) >= 558
+    assert {"geographic_mean", "opacity_mean"} <= set(preds.columns)
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -16,8 +16,8 @@ from kerassev.recipes.overrides import apply_overrides
 def test_paper_preset_holds_the_papers_numbers():
     cfg = MraleConfig.paper()
     assert cfg.image_size == 224 and cfg.n_folds == 5 and cfg.projection_dim == 2048
-    assert cfg.ssl_stage_a == SSLStage(epochs=15, lr=0.02, momentum=0.6, unfreeze_top=0)
-    assert cfg.ssl_stage_b == SSLStage(epochs=20, lr=0.02, momentum=0.6, unfreeze_top=20)
+    assert cfg.ssl_stage_a == SSLStage(epochs=15, lr=0.02, momentum=0.6, train="head")
+    assert cfg.ssl_stage_b == SSLStage(epochs=20, lr=0.02, momentum=0.6, train=20)
     assert cfg.head_units == (256, 256) and cfg.head_epochs == 20
     assert (cfg.finetune_epochs, cfg.finetune_lr, cfg.finetune_unfreeze_top) == (15, 1e-5, 20)
     assert cfg.augment_policy == "mrale" and cfg.l2 == 1e-3 and cfg.predictor_hidden == 512
@@ -43,7 +43,7 @@ def test_smoke_preset_shrinks_size_data_and_epochs_and_gives_the_head_more():
     )
     for name in same:
         assert getattr(paper, name) == getattr(smoke, name), name
-    assert smoke.ssl_stage_b.unfreeze_top == paper.ssl_stage_b.unfreeze_top
+    assert smoke.ssl_stage_b.train == paper.ssl_stage_b.train
     assert smoke.image_size < paper.image_size and smoke.phantom_patients < paper.phantom_patients
     assert smoke.ssl_stage_a.epochs < paper.ssl_stage_a.epochs
     assert smoke.finetune_epochs < paper.finetune_epochs

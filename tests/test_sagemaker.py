@@ -15,7 +15,7 @@ from kerassev.models import backbones
 from kerassev.models.backbones import RESNET50_NOTOP_FILE, build_backbone
 from kerassev.recipes.mrale import MraleConfig
 from kerassev.recipes.mrale import reproduce as mrale_reproduce
-from kerassev.recipes.mrale.ssl import build_mrale_encoder
+from kerassev.recipes.ssl_pretraining import build_ssl_encoder
 
 
 def _job(tmp_path, monkeypatch, hps: dict):
@@ -111,7 +111,7 @@ def test_paper01_job_with_imagenet_weights_in_keras_home_lands_where_sagemaker_e
     mae = next(c for c in table.columns if c.startswith("MAE mean"))
     assert "to" in str(table.loc["ssl_imagenet", mae])  # an estimate with its CI
     # with no SSL steps the encoder's backbone is exactly the cached file's weights
-    encoder = build_mrale_encoder(MraleConfig.smoke(image_size=32))
+    encoder = build_ssl_encoder(MraleConfig.smoke(image_size=32).encoder_spec())
     encoder.load_weights(run / "models" / "encoder_imagenet.weights.h5")
     for a, b in zip(
         encoder.get_layer("resnet50").get_weights(), reference.get_weights(), strict=True

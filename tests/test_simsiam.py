@@ -13,7 +13,7 @@ import tensorflow as tf
 from kerassev.losses.simsiam import negative_cosine, simsiam_loss
 from kerassev.models.backbones import build_backbone
 from kerassev.models.heads import build_encoder, build_predictor
-from kerassev.models.simsiam import SimSiam, collapse_std, unpack_views
+from kerassev.models.ssl import SimSiam, collapse_std, unpack_views
 
 SIZE, DIM = 32, 32
 

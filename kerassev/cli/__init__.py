@@ -9,9 +9,9 @@ import os
 import sys
 
 # Sub-command modules, in help order.
-_COMMAND_MODULES = ["demo", "dicom", "data", "reproduce", "convert"]
+_COMMAND_MODULES = ["demo", "dicom", "data", "reproduce", "predict", "convert"]
 # Commands that train or convert models: TensorFlow is imported quietly before they start.
-_TENSORFLOW_COMMANDS = {"demo", "reproduce", "convert"}
+_TENSORFLOW_COMMANDS = {"demo", "reproduce", "predict", "convert"}
 
 
 class UserError(Exception):

@@ -47,11 +47,13 @@ def build_projector(
     hidden: int = 2048,
     n_layers: int = 3,
     l2: float | None = 1e-3,
+    output_bn: bool = True,
     name: str = "projector",
 ) -> keras.Model:
     """SimSiam projection MLP: ``(Dense-BN-ReLU) x (n_layers-1)``, then ``Dense-BN`` (§3.1).
 
     Dense layers carry L2 weight decay ``l2`` (1e-3 in the paper) and no bias (BN follows).
+    ``output_bn=False`` ends in a plain ``Dense`` with bias (BYOL's and paper 04's projector).
     """
     if n_layers < 1:
         raise ValueError("n_layers must be >= 1")
@@ -63,24 +65,31 @@ def build_projector(
         )
         x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
         x = layers.ReLU(name=f"{name}_relu{i}")(x)
-    x = layers.Dense(dim, use_bias=False, kernel_regularizer=_reg(l2), name=f"{name}_fc{n_layers}")(
-        x
-    )
-    x = layers.BatchNormalization(name=f"{name}_bn{n_layers}")(x)
+    x = layers.Dense(
+        dim, use_bias=not output_bn, kernel_regularizer=_reg(l2), name=f"{name}_fc{n_layers}"
+    )(x)
+    if output_bn:
+        x = layers.BatchNormalization(name=f"{name}_bn{n_layers}")(x)
     return keras.Model(inputs, x, name=name)
 
 
 def build_predictor(
-    dim: int = 2048, *, hidden: int = 512, l2: float | None = 1e-3, name: str = "predictor"
+    dim: int = 2048,
+    *,
+    hidden: int = 512,
+    out_dim: int | None = None,
+    l2: float | None = 1e-3,
+    name: str = "predictor",
 ) -> keras.Model:
-    """SimSiam bottleneck predictor ``dim -> hidden -> dim``: Dense-BN-ReLU, Dense (no BN on output)."""
+    """Predictor ``dim -> hidden -> out_dim`` (default ``dim``): Dense-BN-ReLU, Dense (no BN on
+    the output); SimSiam's bottleneck (hidden 512) or BYOL's / paper 04's (hidden 4096)."""
     inputs = keras.Input((dim,), name=f"{name}_in")
     x = layers.Dense(hidden, use_bias=False, kernel_regularizer=_reg(l2), name=f"{name}_fc1")(
         inputs
     )
     x = layers.BatchNormalization(name=f"{name}_bn1")(x)
     x = layers.ReLU(name=f"{name}_relu1")(x)
-    x = layers.Dense(dim, kernel_regularizer=_reg(l2), name=f"{name}_fc2")(x)
+    x = layers.Dense(out_dim or dim, kernel_regularizer=_reg(l2), name=f"{name}_fc2")(x)
     return keras.Model(inputs, x, name=name)
 
 
@@ -91,6 +100,7 @@ def build_encoder(
     hidden: int | None = None,
     n_layers: int = 3,
     l2: float | None = 1e-3,
+    output_bn: bool = True,
     name: str = "encoder",
 ) -> keras.Model:
     """Backbone (nested, pooled to a vector) + projector -> ``projection_dim`` embedding (§2.1).
@@ -108,6 +118,7 @@ def build_encoder(
         hidden=hidden or projection_dim,
         n_layers=n_layers,
         l2=l2,
+        output_bn=output_bn,
     )
     return keras.Model(inputs, projector(feats), name=name)
 

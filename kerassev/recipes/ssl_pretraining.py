@@ -1,16 +1,21 @@
-"""SimSiam pre-training on in-memory images, in one or more stages; shared by papers 01 and 03.
+"""Staged self-supervised pre-training on in-memory images, for any method; shared by papers 01,
+03 and 04.
 
-A stage is an :class:`SSLStage`: an epoch count, SGD with momentum and cosine decay from ``lr`` to
-0 over the stage (:func:`kerassev.training.cosine_sgd`), and how much of the backbone trains.
-:func:`pretrain_simsiam` runs the stages in order on two augmented views of the same images
-(:func:`kerassev.data.pipeline.build_dataset_from_arrays` with a ``two_view_policy``). With a
+:class:`EncoderSpec` names the method (:data:`kerassev.models.ssl.METHODS`) and the network it
+trains (backbone, projector, predictor); :class:`SSLStage` is one stage: an epoch count, SGD with
+momentum (and optional weight decay) with cosine decay from ``lr`` to 0 over the stage
+(:func:`kerassev.training.cosine_sgd`), and how much of the backbone trains (``train``).
+:func:`pretrain_encoder` builds the model and runs the stages in order on two augmented views of
+the same images (:func:`kerassev.data.pipeline.build_dataset_from_arrays` with a
+``two_view_policy``; memory-bank methods also get each image's row number). With a
 :class:`~kerassev.runs.RunFolder` every stage goes through :func:`kerassev.training.fit_stage`
-(checkpointed every epoch, resumable, logged to ``logs/<stage>.csv``); its product is the encoder,
-saved to ``encoder_file``, after which the stage checkpoints (SimSiam plus optimiser state) go.
+(checkpointed every epoch, resumable, logged to ``logs/<stage>.csv``); its product, the encoder,
+is saved to ``encoder_file``, after which the stage checkpoints (model plus optimiser) go.
 
-- paper 01 (:mod:`kerassev.recipes.mrale.ssl`): stage A with the backbone frozen, stage B with
-  the top-most 20 non-BatchNormalization backbone layers unfrozen;
-- paper 03 (:mod:`kerassev.recipes.cohen.ssl`): one stage, whole random-init backbone trainable.
+- paper 01: stage A trains the projector and predictor on a frozen backbone (``train="head"``),
+  stage B also the top-most 20 non-BN backbone layers (``train=20``);
+- paper 03: one stage, the whole random-init backbone (``train="all"``);
+- paper 04: one stage, the whole backbone, SGD lr 0.03 momentum 0.9 weight decay 4e-4.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ import numpy as np
 import pandas as pd
 
 from kerassev.data.pipeline import PipelineConfig, build_dataset_from_arrays
-from kerassev.models.simsiam import SimSiam
+from kerassev.models.backbones import build_backbone
+from kerassev.models.heads import build_encoder
+from kerassev.models.ssl import METHODS, TwoViewSSL, backbone_of, build_ssl_model
 from kerassev.models.unfreeze import freeze_all, unfreeze_top
 from kerassev.runs import RunFolder
 from kerassev.training import (
@@ -36,40 +43,169 @@ from kerassev.training import (
     save_model_weights,
 )
 
+__all__ = [
+    "EncoderSpec",
+    "SSLStage",
+    "build_ssl",
+    "build_ssl_encoder",
+    "encoder_file",
+    "network_inputs",
+    "pretrain_encoder",
+    "pretrain_in_run",
+    "pretrain_ssl",
+    "set_backbone_trainable",
+    "stages_log",
+]
+
 
 @dataclass(frozen=True)
 class SSLStage:
-    """One SimSiam stage (paper 01 §3.1): SGD with momentum, cosine decay from ``lr``.
+    """One pre-training stage: SGD with momentum, cosine decay from ``lr`` (paper 01 §3.1).
 
-    ``unfreeze_top`` decides which backbone layers train during the stage (projector and
-    predictor always train):
+    ``train`` decides which backbone layers train (projector and predictor always do):
 
-    - ``None``: the whole backbone, BatchNormalization included (a cold start has nothing to
+    - ``"all"``: the whole backbone, BatchNormalization included (a cold start has nothing to
       freeze);
-    - ``0``: none, the backbone is frozen (paper 01 stage A);
-    - ``N``: the top-most ``N`` weight-bearing layers except BatchNormalization (paper 01 stage B,
-      ``N=20``; see :func:`kerassev.models.unfreeze.unfreeze_top`).
+    - ``"head"``: none, the backbone is frozen (paper 01 stage A);
+    - ``N`` (int >= 1): the top-most ``N`` weight-bearing layers except BatchNormalization
+      (paper 01 stage B, ``N=20``; see :func:`kerassev.models.unfreeze.unfreeze_top`).
     """
 
     epochs: int
     lr: float = 0.02
     momentum: float = 0.6
-    unfreeze_top: int | None = 0
+    train: str | int = "head"
+    weight_decay: float | None = None
+
+    def __post_init__(self):
+        ok = self.train in ("all", "head") or (
+            isinstance(self.train, int) and not isinstance(self.train, bool) and self.train >= 1
+        )
+        if not ok:
+            raise ValueError(
+                f"SSLStage.train must be 'all', 'head' or an int >= 1, got {self.train!r}"
+            )
 
 
-def set_backbone_trainable(model: SimSiam, backbone_name: str, unfreeze: int | None) -> None:
-    """Apply an :attr:`SSLStage.unfreeze_top` to the backbone nested in ``model.encoder``."""
+@dataclass(frozen=True)
+class EncoderSpec:
+    """The method and the network it trains: backbone -> projector MLP (-> predictor).
+
+    Defaults are SimSiam's as paper 01 uses it (2048-d 3-layer projector ending in BN, 512
+    bottleneck predictor, L2 1e-3). ``flexible_input`` builds the backbone for any input size
+    (PIRL-Jigsaw runs its tiles through it at tile size instead of resizing them).
+    """
+
+    method: str = "simsiam"
+    backbone: str = "resnet50"
+    image_size: int = 224
+    projection_dim: int = 2048
+    projection_hidden: int | None = None  # None: projection_dim
+    projection_layers: int = 3
+    projection_bn: bool = True
+    predictor_hidden: int = 512
+    predictor_dim: int | None = None  # None: projection_dim (SPEC 04)
+    l2: float | None = 1e-3
+    tau: float = 0.996
+    temperature: float | None = None  # None: the method's default (SimCLR 0.1, PIRL 0.07)
+    flexible_input: bool = False
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown SSL method {self.method!r}; choose one of {METHODS}")
+
+
+def build_ssl_encoder(spec: EncoderSpec, *, weights=None) -> keras.Model:
+    """Backbone (pooled; ``weights``: None, "imagenet" or a file) + projector."""
+    size = None if spec.flexible_input else spec.image_size
+    backbone = build_backbone(
+        spec.backbone, weights=weights, input_shape=(size, size, 3), pooling="avg"
+    )
+    return build_encoder(
+        backbone,
+        projection_dim=spec.projection_dim,
+        hidden=spec.projection_hidden,
+        n_layers=spec.projection_layers,
+        l2=spec.l2,
+        output_bn=spec.projection_bn,
+    )
+
+
+def build_ssl(
+    spec: EncoderSpec, *, n_images: int, weights=None, seed: int = 0, name: str | None = None
+) -> TwoViewSSL:
+    """The method's model on a new encoder; ``n_images`` sizes a memory bank (PIRL)."""
+    return build_ssl_model(
+        spec.method,
+        build_ssl_encoder(spec, weights=weights),
+        predictor_hidden=spec.predictor_hidden,
+        predictor_dim=spec.predictor_dim,
+        l2=spec.l2,
+        tau=spec.tau,
+        temperature=spec.temperature,
+        bank_size=n_images,
+        seed=seed,
+        name=name,
+    )
+
+
+def network_inputs(images: np.ndarray, image_size: int, *, preprocessing="imagenet") -> np.ndarray:
+    """(N, S, S) images in [0, 1] -> the network's input: 3 channels, backbone preprocessing."""
+    pipe = PipelineConfig(
+        image_size=image_size, batch_size=128, shuffle=False, preprocessing=preprocessing
+    )
+    return np.concatenate([np.asarray(b) for b in build_dataset_from_arrays(images, pipe)])
+
+
+def encoder_file(run: RunFolder, key: str) -> Path:
+    """Where a run keeps the pre-trained encoder ``key`` (e.g. "imagenet", "byol")."""
+    return run.subdir("models") / f"encoder_{key}.weights.h5"
+
+
+def set_backbone_trainable(model: TwoViewSSL, backbone_name: str, train: str | int) -> None:
+    """Apply an :attr:`SSLStage.train` to the backbone nested in ``model.encoder``."""
     backbone = model.encoder.get_layer(backbone_name)
-    if unfreeze is None:
+    if train == "all":
         backbone.trainable = True
-    elif unfreeze == 0:
+    elif train == "head":
         freeze_all(backbone)
     else:
-        unfreeze_top(model.encoder, unfreeze, within=backbone_name)
+        unfreeze_top(model.encoder, train, within=backbone_name)
 
 
-def pretrain_simsiam(
-    model: SimSiam,
+def pretrain_encoder(
+    spec: EncoderSpec,
+    images: np.ndarray,
+    *,
+    stages: Sequence[tuple[str, SSLStage]],
+    pipeline: PipelineConfig,
+    run: RunFolder | None,
+    stage_prefix: str = "",
+    encoder_file: str | Path | None = None,
+    weights=None,
+    seed: int = 0,
+    verbose: int = 0,
+) -> tuple[keras.Model, pd.DataFrame]:
+    """Build ``spec``'s model (backbone ``weights``), pre-train it on ``images`` through
+    ``stages`` (see :func:`pretrain_ssl`) and return its encoder and the per-epoch log."""
+    keras.utils.set_random_seed(seed)
+    model = build_ssl(spec, n_images=len(images), weights=weights, seed=seed)
+    log = pretrain_ssl(
+        model,
+        images,
+        stages=stages,
+        pipeline=pipeline,
+        run=run,
+        backbone_name=backbone_of(model.encoder).name,
+        stage_prefix=stage_prefix,
+        encoder_file=encoder_file,
+        verbose=verbose,
+    )
+    return model.encoder, log
+
+
+def pretrain_ssl(
+    model: TwoViewSSL,
     images: np.ndarray,
     *,
     stages: Sequence[tuple[str, SSLStage]],
@@ -83,25 +219,26 @@ def pretrain_simsiam(
     """Train ``model`` on ``[0, 1]`` images ``(N, S, S)`` through ``stages`` (name, stage) in order.
 
     ``pipeline`` makes the two views (its ``two_view_policy`` must be set); ``backbone_name`` is
-    the backbone's layer name inside ``model.encoder`` (what :attr:`SSLStage.unfreeze_top` acts
-    on). With ``run`` each stage is the resumable ``fit_stage`` stage ``<stage_prefix><name>``; a
+    the backbone's layer name inside ``model.encoder`` (what :attr:`SSLStage.train` acts on).
+    With ``run`` each stage is the resumable ``fit_stage`` stage ``<stage_prefix><name>``; a
     stage the run already finished is loaded instead of trained. Without ``run`` the stages are
     plain ``fit`` calls. With ``run`` and ``encoder_file`` the trained ``model.encoder`` is saved
     there and the stage checkpoints are discarded; a rerun that finds the file loads it and trains
-    nothing. Returns the per-epoch log of all stages end to end (see
-    :func:`stages_log`): ``epoch`` (within its stage), the model's metrics (``loss``, ``z_std``,
-    ``z_std_ratio`` collapse monitor: about 1 healthy, 0 collapsed, ...), ``stage`` (the name) and
-    ``global_epoch`` (1, 2, ... across stages).
+    nothing. Returns the per-epoch log of all stages end to end (see :func:`stages_log`):
+    ``epoch`` (within its stage), the model's metrics (``loss``, ``z_std``, ``z_std_ratio``
+    collapse monitor: about 1 healthy, 0 collapsed, ...), ``stage`` and ``global_epoch``.
     """
     if not pipeline.two_view_policy:
-        raise ValueError("SimSiam needs two views: set pipeline.two_view_policy")
+        raise ValueError("two-view SSL needs two views: set pipeline.two_view_policy")
     names = [name for name, _ in stages]
     if run is not None and encoder_file is not None:
         encoder_file = Path(encoder_file)
         if encoder_file.is_file() and all(run.stage_done(stage_prefix + n) for n in names):
             model.encoder.load_weights(encoder_file)
             return stages_log(run, names, prefix=stage_prefix)
-    views = build_dataset_from_arrays(images, pipeline)
+    # memory-bank methods get each image's row number with its two views
+    index = np.arange(len(images), dtype=np.float32) if hasattr(model, "bank") else None
+    views = build_dataset_from_arrays(images, pipeline, labels=index)
     n_batches = len(images) / pipeline.batch_size
     steps_per_epoch = max(
         1, math.floor(n_batches) if pipeline.drop_remainder else math.ceil(n_batches)
@@ -109,11 +246,15 @@ def pretrain_simsiam(
 
     parts = []
     for name, stage in stages:
-        set_backbone_trainable(model, backbone_name, stage.unfreeze_top)
+        set_backbone_trainable(model, backbone_name, stage.train)
 
         def compile_fn(m: keras.Model, stage: SSLStage = stage) -> None:
             steps = stage.epochs * steps_per_epoch
-            m.compile(optimizer=cosine_sgd(stage.lr, momentum=stage.momentum, steps=steps))
+            m.compile(
+                optimizer=cosine_sgd(
+                    stage.lr, momentum=stage.momentum, steps=steps, weight_decay=stage.weight_decay
+                )
+            )
 
         if run is not None:
             fit_stage(
@@ -157,3 +298,41 @@ def _end_to_end(parts: list[pd.DataFrame]) -> pd.DataFrame:
     log = pd.concat(parts, ignore_index=True)
     log["global_epoch"] = np.arange(1, len(log) + 1)
     return log
+
+
+def pretrain_in_run(
+    spec: EncoderSpec,
+    images: np.ndarray,
+    stages: Sequence[tuple[str, SSLStage]],
+    *,
+    run: RunFolder | None,
+    key: str,
+    policy: str,
+    batch_size: int,
+    seed: int = 0,
+    weights=None,
+    verbose: int = 0,
+) -> tuple[keras.Model, pd.DataFrame]:
+    """:func:`pretrain_encoder` with the suite's conventions: views by ``policy`` at the spec's
+    size, stages ``ssl_<key>/<stage>``, the encoder kept as :func:`encoder_file` ``(run, key)``.
+    The last incomplete batch is dropped whenever there is more than one (a batch of one
+    breaks BatchNorm)."""
+    pipe = PipelineConfig(
+        image_size=spec.image_size,
+        batch_size=batch_size,
+        seed=seed,
+        two_view_policy=policy,
+        drop_remainder=len(images) > batch_size,
+    )
+    return pretrain_encoder(
+        spec,
+        images,
+        stages=stages,
+        pipeline=pipe,
+        run=run,
+        stage_prefix=f"ssl_{key}/",
+        encoder_file=None if run is None else encoder_file(run, key),
+        weights=weights,
+        seed=seed,
+        verbose=verbose,
+    )

@@ -11,6 +11,12 @@ Policies (parameters in :class:`AugmentConfig`, defaults from the papers / SimSi
   crop scale 0.08-1 and jitter 0.4/0.4/0.2/0.1. Symmetric: BYOL's asymmetric blur/solarise per
   view is not reproduced (pass a second augmenter to :func:`two_views` for that).
 
+* ``"covid_ssl"`` -- paper 04 (Li et al., §"Self-Supervised Transfer Learning"): "cropping,
+  resizing, flipping, and Gaussian blur" plus colour jitter (SPEC 04). The paper gives no
+  strengths; we use the MoCo v2 / SimSiam values it cites for its views (He et al. 2020; Chen et
+  al. 2020c): crop scale 0.2-1, jitter 0.4/0.4 p=0.8, blur sigma 0.1-2 p=0.5, and no colour drop
+  (the radiographs are grey already).
+
 All augmenters take ``[0, 1]`` float images ``(H, W, C)`` or batches ``(B, H, W, C)`` and return
 ``[0, 1]``. Notes: Keras ``RandomBrightness`` adds ``factor`` (a fraction of the value range)
 where torchvision multiplies; on grey radiographs saturation, hue and grayscale are no-ops, which is
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-POLICIES = ("mrale", "simsiam", "byol")
+POLICIES = ("mrale", "simsiam", "byol", "covid_ssl")
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class AugmentConfig:
             base = cls(policy, crop_scale=(0.2, 1.0), blur_p=0.5)
         elif policy == "byol":
             base = cls(policy, crop_scale=(0.08, 1.0), saturation=0.2, blur_p=0.5)
+        elif policy == "covid_ssl":
+            base = cls(policy, crop_scale=(0.2, 1.0), grayscale_p=0.0, blur_p=0.5)
         else:
             raise ValueError(f"unknown augmentation policy {policy!r}; choose one of {POLICIES}")
         return dataclasses.replace(base, **overrides)

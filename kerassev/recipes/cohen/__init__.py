@@ -32,9 +32,8 @@ from .config import (
 )
 from .data import ImageBank, data_description, load_tables, make_splits
 from .encoders import Encoder, composed_model, extract_features, resnet_encoder, xrv_encoder
-from .features import build_encoders, feature_rows
+from .features import build_encoders, feature_rows, ssl_encoder
 from .reproduce import reproduce, write_figures
-from .ssl import simsiam_encoder
 from .table import (
     CohenResults,
     FeatureRow,
@@ -79,7 +78,7 @@ __all__ = [
     "paper_table1",
     "reproduce",
     "resnet_encoder",
-    "simsiam_encoder",
+    "ssl_encoder",
     "table1",
     "write_figures",
     "xrv_encoder",

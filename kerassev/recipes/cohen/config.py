@@ -10,9 +10,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from kerassev.recipes.ssl_pretraining import SSLStage
+from kerassev.recipes.ssl_pretraining import EncoderSpec, SSLStage
 
 RUN_KIND = "cohen"
+
+
+def method_label(method: str) -> str:
+    from kerassev.models.ssl import METHOD_LABELS  # the model package is heavy; config is not
+
+    return METHOD_LABELS.get(method, method)
+
+
 BACKBONE_NAMES = {"resnet50": "ResNet-50", "tiny_cnn": "tiny CNN (test stand-in)"}
 
 
@@ -126,11 +134,12 @@ PAPER_PARAMS = {"lung_opacity": "1+1", "4": "4+1", "18": "18+1", "1024": "1024+1
 
 @dataclass(frozen=True)
 class SSLConfig:
-    """SimSiam pretraining of the substitute encoder (not part of paper 03).
+    """Self-supervised pretraining of the substitute encoder (not part of paper 03).
 
     Defaults reuse SPEC 01's SimSiam recipe where it applies (cosine-decayed SGD, lr 0.02,
     momentum 0.6, "mrale" augmentation without random crop, 2048-d projector, 512 bottleneck
     predictor); the whole random-init backbone is trained (a cold start has nothing to freeze).
+    ``method`` picks any of :data:`kerassev.models.ssl.METHODS` instead of SimSiam.
     """
 
     image_size: int = 224
@@ -141,11 +150,21 @@ class SSLConfig:
     augmentation: str = "mrale"
     projection_dim: int = 2048
     predictor_hidden: int = 512
+    method: str = "simsiam"
 
     def stage(self) -> SSLStage:
-        """The single SimSiam stage: the whole backbone trains (``unfreeze_top=None``)."""
+        """The single stage: the whole backbone trains (``train="all"``)."""
         return SSLStage(
-            epochs=self.epochs, lr=self.learning_rate, momentum=self.momentum, unfreeze_top=None
+            epochs=self.epochs, lr=self.learning_rate, momentum=self.momentum, train="all"
+        )
+
+    def encoder_spec(self, backbone: str) -> EncoderSpec:
+        return EncoderSpec(
+            method=self.method,
+            backbone=backbone,
+            image_size=self.image_size,
+            projection_dim=self.projection_dim,
+            predictor_hidden=self.predictor_hidden,
         )
 
 
@@ -199,5 +218,5 @@ class CohenConfig:
         ]
         if self.ssl is not None:
             s = self.ssl
-            parts.append(f"SimSiam {s.image_size}px x {s.epochs} epochs")
+            parts.append(f"{method_label(s.method)} {s.image_size}px x {s.epochs} epochs")
         return "; ".join(parts)

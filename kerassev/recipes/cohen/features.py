@@ -9,8 +9,9 @@ Encoders (each becomes rows of the table, labelled with its data and configurati
 * ``xrv`` -- TorchXRayVision DenseNet-121 ("all"), the paper's extractor, when a converted
   checkpoint is given (``xrv_checkpoint``; convert with ``kerassev convert xrv``). Feature sets:
   1024-d intermediate features, 18 outputs, 4 outputs, the "lung opacity" output (pre-sigmoid).
-* ``simsiam`` -- **not in the paper**: our offline substitute when the XRV checkpoint cannot be
-  downloaded (:mod:`.ssl`). Feature set: the 2048-d pooled backbone output.
+* ``simsiam`` (or the ``ssl.method`` chosen) -- **not in the paper**: our offline substitute when
+  the XRV checkpoint cannot be downloaded (:func:`ssl_encoder`). Feature set: the 2048-d pooled
+  backbone output.
 * ``random`` -- the same ResNet-50 with random weights: a control for what architecture alone
   gives.
 * ``imagenet`` -- ResNet-50 with ImageNet weights from a local file (``imagenet_weights``).
@@ -25,12 +26,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kerassev.models.ssl import backbone_of
+from kerassev.recipes.ssl_pretraining import pretrain_in_run
 from kerassev.runs import RunFolder
 
-from .config import CohenConfig, backbone_label
+from .config import CohenConfig, backbone_label, method_label
 from .data import ImageBank
 from .encoders import Encoder, resnet_encoder, xrv_encoder
-from .ssl import simsiam_encoder
 from .table import FeatureRow, no_data_row
 
 
@@ -46,11 +48,9 @@ def build_encoders(
     if config.xrv_checkpoint:
         encoders.append(xrv_encoder(config.xrv_checkpoint))
     if config.ssl is not None:
-        enc, history = simsiam_encoder(
-            bank.at(config.ssl.image_size), config, run=run, verbose=verbose
-        )
+        enc, history = ssl_encoder(bank.at(config.ssl.image_size), config, run=run, verbose=verbose)
         encoders.append(enc)
-        info["simsiam_history"] = history
+        info[f"{config.ssl.method}_history"] = history
     if config.imagenet_weights:
         encoders.append(
             resnet_encoder(
@@ -75,6 +75,42 @@ def build_encoders(
             )
         )
     return encoders, info
+
+
+def ssl_encoder(
+    images: np.ndarray, config: CohenConfig, *, run: RunFolder | None = None, verbose: int = 0
+) -> tuple[Encoder, dict[str, list[float]]]:
+    """Pretrain a random-init backbone with ``config.ssl.method`` on unlabelled ``[0, 1]``
+    images ``(N, S, S)`` (labels are never used, but the 94 scored images and their patients are
+    among them): one stage, the whole backbone trainable, through the shared
+    :func:`kerassev.recipes.ssl_pretraining.pretrain_in_run` (resumable with ``run``).
+
+    Returns the frozen backbone as an :class:`Encoder` and the per-epoch history (``loss``,
+    ``z_std_ratio`` collapse monitor: about 1 healthy, 0 collapsed).
+    """
+    ssl = config.ssl
+    if ssl is None:
+        raise ValueError("config.ssl is None: SSL pretraining disabled")
+    encoder, log = pretrain_in_run(
+        ssl.encoder_spec(config.backbone),
+        images,
+        [("all", ssl.stage())],
+        run=run,
+        key=ssl.method,
+        policy=ssl.augmentation,
+        batch_size=ssl.batch_size,
+        seed=config.seed,
+        verbose=verbose,
+    )
+    backbone = backbone_of(encoder)
+    backbone.trainable = False
+    label = (
+        f"{method_label(ssl.method)} {backbone_label(config.backbone)} (random init; SSL on "
+        f"{len(images)} unlabelled frontal CXRs, {ssl.image_size}px, {ssl.epochs} epochs)"
+    )
+    skip = ("epoch", "stage", "global_epoch")
+    history = {k: [float(v) for v in log[k]] for k in log.columns if k not in skip}
+    return Encoder(ssl.method, label, backbone, ssl.image_size, 3, "imagenet"), history
 
 
 def feature_rows(

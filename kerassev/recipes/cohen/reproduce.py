@@ -23,6 +23,7 @@ from kerassev.stats.tables import to_markdown
 from .config import PAPER_SOURCE, RUN_KIND, TARGET_BY_COLUMN, CohenConfig
 from .data import ImageBank, data_description, load_tables, make_splits
 from .encoders import Encoder, composed_model
+from .export import export_severity, pooled_row
 from .features import build_encoders, feature_rows
 from .figures import pick_examples, plot_tsne, saliency_examples, tsne_embedding
 from .table import (
@@ -36,7 +37,12 @@ from .table import (
 
 
 def reproduce(
-    config: CohenConfig, out: str | Path, *, resume: bool = False, verbose: int = 0
+    config: CohenConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    verbose: int = 0,
+    export: bool = True,
 ) -> dict:
     """End-to-end paper-03 reproduction into a fresh run folder under ``out``.
 
@@ -77,6 +83,16 @@ def reproduce(
         config=config,
         data=data_description(scored, frontal),
     )
+    if export and not run.stage_done("exports"):
+        row = pooled_row(results.rows, choose_figure_row(results, config.figure_row))
+        by_key = {e.key: e for e in encoders}
+        if row is not None and row.encoder in by_key:
+            run.set_aside("exports")
+            run.info["exports"] = export_severity(
+                run, by_key[row.encoder], row, scored, scored_pos, config.targets, config.preset
+            )
+            run.mark_stage_done("exports")
+    info["exports"] = run.info.get("exports", {})
     run.mark_complete(rows=[r.name for r in rows], figures=sorted(figures))
     return {"run": run, "results": results, "figures": figures, "caption": caption, "info": info}
 

@@ -21,6 +21,7 @@ from kerassev.evaluation.linear_probe import (
     linear_probe,
     n_parameters,
 )
+from kerassev.models.ssl.factory import METHODS as SSL_KEYS
 
 from .config import (
     FEATURE_SET_LABELS,
@@ -141,7 +142,8 @@ def choose_figure_row(results: CohenResults, preference: str = "auto") -> Featur
         if preference not in by_name:
             raise ValueError(f"figure_row {preference!r} not among {sorted(by_name)}")
         return by_name[preference]
-    for key in ("xrv/lung_opacity", "simsiam/pooled", "imagenet/pooled", "random/pooled"):
+    ssl_rows = [n for n in by_name if n.endswith("/pooled") and n.split("/")[0] in SSL_KEYS]
+    for key in ("xrv/lung_opacity", *ssl_rows, "imagenet/pooled", "random/pooled"):
         if key in by_name:
             return by_name[key]
     return results.rows[0]

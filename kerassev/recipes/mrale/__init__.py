@@ -2,7 +2,7 @@
 
 - ``config``     the paper's numbers as a dataclass, with ``paper`` and ``smoke`` presets
 - ``data``       MIDRC DICOMs or phantoms -> images in memory + dataset table
-- ``ssl``        the two-stage SimSiam pre-training (§3.1)
+- SSL pre-training (§3.1): the shared ``kerassev.recipes.ssl_pretraining``, two stages
 - ``regression`` the comparators: SSL regressors, ResNet-50 from scratch, sub-score head
 - ``reproduce``  5-fold grouped CV, Table 1, tests, Grad-CAM, figures, exports
 """

@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-# One SimSiam stage; defined with the shared pre-training, re-exported here for run.json configs.
-from kerassev.recipes.ssl_pretraining import SSLStage
+# One SSL stage; defined with the shared pre-training, re-exported here for run.json configs.
+from kerassev.recipes.ssl_pretraining import EncoderSpec, SSLStage
 
 COMPARATORS = ("ssl_imagenet", "ssl_scratch", "resnet50_scratch")
 #: Human-readable comparator names, as in the paper's Table 1.
@@ -62,11 +62,13 @@ class MraleConfig:
     # self-supervised stage (§2.1, §3.1; SPEC 01). It runs once on every image of the data set,
     # test folds included but never their labels, as the paper's single SSL encoder implies.
     augment_policy: str = "mrale"  # flip, colour jitter, colour drop; no crop
+    # SimSiam is the paper's; any of kerassev.models.ssl.METHODS trains the same encoder instead
+    ssl_method: str = "simsiam"
     projection_dim: int = 2048
     predictor_hidden: int = 512
     l2: float = 1e-3
-    ssl_stage_a: SSLStage = field(default_factory=lambda: SSLStage(epochs=15))
-    ssl_stage_b: SSLStage = field(default_factory=lambda: SSLStage(epochs=20, unfreeze_top=20))
+    ssl_stage_a: SSLStage = field(default_factory=lambda: SSLStage(epochs=15, train="head"))
+    ssl_stage_b: SSLStage = field(default_factory=lambda: SSLStage(epochs=20, train=20))
     # regression stage (§3.2): Dense(256)+BN, Dense(256)+BN, Dense(1)
     head_units: tuple[int, ...] = (256, 256)
     # "two dense layers with 256 neurons followed by batch normalization" names no activation;
@@ -115,8 +117,8 @@ class MraleConfig:
             batch_size=16,
             phantom_patients=48,
             phantom_timepoints=(1, 3),
-            ssl_stage_a=SSLStage(epochs=2),
-            ssl_stage_b=SSLStage(epochs=2, unfreeze_top=20),
+            ssl_stage_a=SSLStage(epochs=2, train="head"),
+            ssl_stage_b=SSLStage(epochs=2, train=20),
             head_epochs=30,
             finetune_epochs=1,
             scratch_epochs=3,
@@ -143,6 +145,17 @@ class MraleConfig:
         if preset not in ("paper", "smoke"):
             raise ValueError(f"unknown preset {preset!r}; choose 'paper' or 'smoke'")
         return getattr(cls, preset)(**overrides)
+
+    def encoder_spec(self) -> EncoderSpec:
+        """ResNet-50 (no top, average-pooled) + 2048-d projector (+ predictor) of §2.1."""
+        return EncoderSpec(
+            method=self.ssl_method,
+            backbone="resnet50",
+            image_size=self.image_size,
+            projection_dim=self.projection_dim,
+            predictor_hidden=self.predictor_hidden,
+            l2=self.l2,
+        )
 
     def describe(self) -> str:
         return (

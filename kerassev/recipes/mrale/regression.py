@@ -22,12 +22,12 @@ from kerassev.explain.gradcam import gradcam, mass_inside_mask
 from kerassev.models.backbones import build_backbone
 from kerassev.models.heads import build_regressor, build_subscore_regressor
 from kerassev.models.unfreeze import unfreeze_top
+from kerassev.recipes.ssl_pretraining import build_ssl_encoder, encoder_file
 from kerassev.runs import RunFolder
 from kerassev.training import ModelState, discard_stage_checkpoints, fit_stage, save_model_weights
 
 from .config import MraleConfig
 from .data import MraleData
-from .ssl import BACKBONE, build_mrale_encoder, encoder_path
 
 
 def fold_model_path(run: RunFolder, comparator: str, fold: int):
@@ -110,8 +110,8 @@ class MraleFolds:
 
     # -------------------------------------------------------------- shared pieces
     def encoder(self, init: str) -> keras.Model:
-        encoder = build_mrale_encoder(self.config)
-        encoder.load_weights(encoder_path(self.run, init))
+        encoder = build_ssl_encoder(self.config.encoder_spec())
+        encoder.load_weights(encoder_file(self.run, init))
         return encoder
 
     def embeddings(self, init: str) -> np.ndarray:
@@ -251,13 +251,17 @@ class MraleFolds:
 def build_mrale_regressor(config: MraleConfig) -> keras.Model:
     """A random-init SSL regressor of the configured architecture (encoder + head)."""
     return build_regressor(
-        build_mrale_encoder(config), units=config.head_units, activation=config.head_activation_fn
+        build_ssl_encoder(config.encoder_spec()),
+        units=config.head_units,
+        activation=config.head_activation_fn,
     )
 
 
 def build_scratch_regressor(config: MraleConfig) -> keras.Model:
     size = config.image_size
-    backbone = build_backbone(BACKBONE, weights=None, input_shape=(size, size, 3))
+    backbone = build_backbone(
+        config.encoder_spec().backbone, weights=None, input_shape=(size, size, 3)
+    )
     return build_regressor(backbone, units=config.head_units, activation=config.head_activation_fn)
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from kerassev.data.splits import grouped_stratified_kfold
 from kerassev.evaluation.cv import per_fold_metrics, run_cv
 from kerassev.explain.gradcam import overlay_grid
-from kerassev.exports import check_exports, export_model
+from kerassev.exports import ExportMetadata, check_exports, export_model
 from kerassev.models.backbones import (
     RESNET50_NOTOP_FILE,
     BackboneWeightsError,
@@ -26,6 +26,7 @@ from kerassev.models.backbones import (
     can_download_weights,
 )
 from kerassev.plots import predicted_vs_true, save_figure
+from kerassev.recipes.ssl_pretraining import network_inputs, pretrain_in_run
 from kerassev.runs import RunFolder
 from kerassev.stats.significance import ERROR_KINDS, paired_tests, paired_tests_on_predictions
 from kerassev.stats.tables import summary_table, to_markdown, write_table
@@ -39,7 +40,6 @@ from .regression import (
     build_scratch_regressor,
     fold_model_path,
 )
-from .ssl import model_inputs, pretrain_encoder
 
 log = logging.getLogger(__name__)
 SCORE_RANGE = (0, 24)
@@ -179,7 +179,7 @@ def reproduce_mrale(
     data = (
         phantom_data(config) if image_root is None else midrc_data(config, image_root, labels_csv)
     )
-    inputs = model_inputs(data.images, config)
+    inputs = network_inputs(data.images, config.image_size)
     log.info("%s; %s", data.source, config.describe())
 
     skipped: dict[str, str] = {}
@@ -197,9 +197,22 @@ def reproduce_mrale(
                 skipped[name] = reason
                 continue
         try:
-            _, logs[init] = pretrain_encoder(
-                data.images, config, run, init=init, weights=init_weights, verbose=verbose
+            # §3.1: stage A frozen backbone, stage B top-20 layers; "init" names the start
+            _, log_ = pretrain_in_run(
+                config.encoder_spec(),
+                data.images,
+                [("stage_a", config.ssl_stage_a), ("stage_b", config.ssl_stage_b)],
+                run=run,
+                key=init,
+                policy=config.augment_policy,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                weights=init_weights,
+                verbose=verbose,
             )
+            if len(log_):
+                log_.insert(log_.columns.get_loc("stage") + 1, "init", init)
+            logs[init] = log_
         except BackboneWeightsError as err:
             skipped[name] = str(err)
             continue
@@ -393,7 +406,18 @@ def _export_chosen(result: MraleResult, config: MraleConfig, inputs: np.ndarray)
     else:
         model = build_mrale_regressor(config)
     model.load_weights(fold_model_path(result.run, chosen, 0))
-    paths = export_model(model, result.run.subdir("exports"), name=f"{chosen}_fold0")
+    metadata = ExportMetadata(  # what `kerassev predict` needs: the pipeline's input recipe
+        task="regression",
+        input_size=config.image_size,
+        channels=3,
+        preprocessing="imagenet",
+        resize_mode="crop",
+        target_name="mrale",
+        source=f"kerassev reproduce mrale ({config.preset}); {chosen} fold 0; run {result.run.path.name}",
+    )
+    paths = export_model(
+        model, result.run.subdir("exports"), name=f"{chosen}_fold0", metadata=metadata
+    )
     diffs = check_exports(model, paths, inputs[:4], atol=1e-3)
     note = (
         f"{chosen}, fold 0 model (trained on folds 1-{config.n_folds - 1}); input: "
