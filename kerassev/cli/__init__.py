@@ -9,7 +9,7 @@ import os
 import sys
 
 # Sub-command modules, in help order.
-_COMMAND_MODULES = ["demo", "dicom", "data", "reproduce", "convert"]
+_COMMAND_MODULES = ["demo", "dicom", "data", "reproduce", "convert", "segment"]
 
 
 class UserError(Exception):

@@ -55,6 +55,10 @@ class MaskRCNNConfig:
     rpn_positive_fraction: float = 0.5
     roi_batch: int = 512
     roi_positive_fraction: float = 0.25
+    # Mask-branch slots per image: None = every possible positive (roi_batch * fraction), exact
+    # torchvision; fewer = a uniform random subset of the positives (the mask head dominates the
+    # FLOPs of a step: 128 slots of four 3x3 convs at 14x14 are ~120 GFLOP forward).
+    mask_roi_batch: int | None = None
     representation_size: int = 1024
     mask_channels: int = 256
     max_instances: int = 32
@@ -113,6 +117,7 @@ class MaskRCNN(keras.Model):
         c = self.config.fpn_channels
         self.box_predictor(self.box_head(tf.zeros((1, 1, 7, 7, c))))
         self.mask_predictor(self.mask_head(tf.zeros((1, 1, 14, 14, c))))
+        self.built = True
 
     def get_config(self):
         return {**super().get_config(), "config": dataclasses.asdict(self.config)}
@@ -207,6 +212,8 @@ class MaskRCNN(keras.Model):
 
         # Mask: the sampler puts positives first, so the first k_pos RoIs hold all of them.
         k_pos = int(c.roi_batch * c.roi_positive_fraction)
+        if c.mask_roi_batch is not None:
+            k_pos = min(k_pos, c.mask_roi_batch)  # positives are in random order: a fair subset
         mask_rois = rois[:, :k_pos]
         targets = mask_targets(batch["masks"], roi_gt[:, :k_pos], mask_rois)
         loss_mask = mask_loss(
