@@ -4,6 +4,8 @@ The overfit test trains the tiny 128-px config for 120 steps (Adam 2e-3): about 
 cores, most of it tracing the train step once.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -57,6 +59,9 @@ def test_inference_outputs_and_keras_round_trip(tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)
     assert loaded.config == model.config
+    # A saved model never asks for backbone weights again (its file holds them).
+    model.config = dataclasses.replace(model.config, backbone_weights="imagenet")
+    assert model.get_config()["config"]["backbone_weights"] is None
     again = loaded(images)
     np.testing.assert_allclose(again["scores"].numpy(), out["scores"].numpy(), atol=1e-5)
     np.testing.assert_array_equal(again["masks"].numpy(), out["masks"].numpy())

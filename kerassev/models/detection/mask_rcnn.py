@@ -120,7 +120,9 @@ class MaskRCNN(keras.Model):
         self.built = True
 
     def get_config(self):
-        return {**super().get_config(), "config": dataclasses.asdict(self.config)}
+        # A reloaded model gets its weights from the file: never fetch backbone weights again.
+        config = dataclasses.replace(self.config, backbone_weights=None)
+        return {**super().get_config(), "config": dataclasses.asdict(config)}
 
     @property
     def metrics(self):
