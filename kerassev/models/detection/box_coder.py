@@ -16,6 +16,13 @@ import tensorflow as tf
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)
 
 
+def _centre_size(boxes):
+    """``(cy, cx, h, w)`` of ``[y1, x1, y2, x2]`` boxes."""
+    h = boxes[..., 2] - boxes[..., 0]
+    w = boxes[..., 3] - boxes[..., 1]
+    return boxes[..., 0] + 0.5 * h, boxes[..., 1] + 0.5 * w, h, w
+
+
 @dataclass(frozen=True)
 class BoxCoder:
     weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
@@ -26,14 +33,8 @@ class BoxCoder:
         boxes = tf.convert_to_tensor(boxes, tf.float32)
         reference = tf.convert_to_tensor(reference, tf.float32)
         wy, wx, wh, ww = self.weights
-        ha = reference[..., 2] - reference[..., 0]
-        wa = reference[..., 3] - reference[..., 1]
-        cya = reference[..., 0] + 0.5 * ha
-        cxa = reference[..., 1] + 0.5 * wa
-        h = boxes[..., 2] - boxes[..., 0]
-        w = boxes[..., 3] - boxes[..., 1]
-        cy = boxes[..., 0] + 0.5 * h
-        cx = boxes[..., 1] + 0.5 * w
+        cya, cxa, ha, wa = _centre_size(reference)
+        cy, cx, h, w = _centre_size(boxes)
         # Guard degenerate (padding) boxes; their deltas are masked out of every loss.
         ha, wa = tf.maximum(ha, 1e-6), tf.maximum(wa, 1e-6)
         h, w = tf.maximum(h, 1e-6), tf.maximum(w, 1e-6)
@@ -52,10 +53,7 @@ class BoxCoder:
         deltas = tf.convert_to_tensor(deltas, tf.float32)
         reference = tf.convert_to_tensor(reference, tf.float32)
         wy, wx, wh, ww = self.weights
-        ha = reference[..., 2] - reference[..., 0]
-        wa = reference[..., 3] - reference[..., 1]
-        cya = reference[..., 0] + 0.5 * ha
-        cxa = reference[..., 1] + 0.5 * wa
+        cya, cxa, ha, wa = _centre_size(reference)
         dy, dx = deltas[..., 0] / wy, deltas[..., 1] / wx
         dh = tf.minimum(deltas[..., 2] / wh, self.clip)
         dw = tf.minimum(deltas[..., 3] / ww, self.clip)
