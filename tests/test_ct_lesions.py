@@ -76,7 +76,14 @@ def test_smoke_reproduce_then_segment(shared_data, tmp_path, capsys):
     assert (run / "masks_best_worst.png").is_file() and (run / "per_slice.csv").is_file()
     info = json.loads((run / "run.json").read_text())
     assert info["completed"] and info["stages_done"] == ["train", "evaluate", "export"]
+    assert not (run / "checkpoints" / "train.weights.h5").exists()  # the export holds it
     assert main([*argv, "--resume"]) == 2  # a completed run is not resumed
+    # Killed while exporting: the resumed run takes the trained weights from the first export.
+    info.update(completed=None, stages_done=["train", "evaluate"])
+    (run / "run.json").write_text(json.dumps(info))
+    assert main([*argv, "--resume"]) == 0
+    assert json.loads((run / "run.json").read_text())["completed"]
+    assert len(list(run.glob("incomplete-*/export"))) == 1
 
     slices = sorted((root / "TestingSet/MultiClassInfection-Test/Imgs").glob("*.jpg"))[:2]
     bad = tmp_path / "broken.png"

@@ -35,6 +35,10 @@ def export_segmenter(model, out_dir: str | Path, *, class_names, description: st
         if p.exists():
             raise FileExistsError(f"{p} already exists; refusing to overwrite an export")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # An uncompiled copy: the exports then hold the weights only, not Adam's two extra copies.
+    trained = model
+    model = type(trained)(trained.config)
+    model.set_weights(trained.get_weights())
     model.save(keras_file)
     c = model.config
     archive = keras.export.ExportArchive()

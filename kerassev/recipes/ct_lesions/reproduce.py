@@ -20,7 +20,7 @@ from kerassev.models.detection import MaskRCNN
 from kerassev.plots import save_figure
 from kerassev.runs import RunFolder
 from kerassev.stats.tables import to_markdown
-from kerassev.training import fit_stage
+from kerassev.training import discard_stage_checkpoints, fit_stage, read_stage_log
 
 from .config import PAPER_SOURCE, RUN_KIND, CtLesionsConfig
 from .data import describe, intensity_stats, load_slices, training_dataset
@@ -63,17 +63,21 @@ def reproduce(
     model = build_model(config, mean, std)
 
     steps = len(slices["train"]) // config.batch_size
-    log = fit_stage(
-        model,
-        training_dataset(slices["train"], config).repeat(),
-        run=run,
-        stage="train",
-        epochs=config.epochs,
-        compile_fn=_compile(config),
-        steps_per_epoch=steps,
-        shuffle=False,  # the generator shuffles; Keras cannot shuffle a tf.data.Dataset
-        verbose=verbose,
-    )
+    if "train" in run.info.get("checkpoints_discarded", []):  # exported, then interrupted
+        model.load_weights(run.path / "export" / "segmenter.keras")
+        log = read_stage_log(run, "train")
+    else:
+        log = fit_stage(
+            model,
+            training_dataset(slices["train"], config).repeat(),
+            run=run,
+            stage="train",
+            epochs=config.epochs,
+            compile_fn=_compile(config),
+            steps_per_epoch=steps,
+            shuffle=False,  # the generator shuffles; Keras cannot shuffle a tf.data.Dataset
+            verbose=verbose,
+        )
 
     caption = (
         f"Mask R-CNN ({config.backbone}-FPN, {config.image_size} px, backbone weights "
@@ -106,8 +110,11 @@ def reproduce(
         )
         run.mark_stage_done("evaluate", seconds=time.perf_counter() - started)
     if not run.stage_done("export"):
+        run.set_aside("export")
         export_segmenter(model, run.subdir("export"), class_names=names, description=data_text)
         run.mark_stage_done("export")
+        # The export holds the weights: the training checkpoint (with Adam state) can go.
+        discard_stage_checkpoints(run, "train")
     table = pd.read_csv(run.path / "ap_table.csv")
     per_slice = pd.read_csv(run.path / "per_slice.csv")
     overlaps = overlap_table(per_slice, config.union_score_threshold)
