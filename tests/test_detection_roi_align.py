@@ -3,7 +3,11 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from kerassev.models.detection.roi_align import MultiLevelRoIAlign, fpn_level
+from kerassev.models.detection.roi_align import (
+    MultiLevelRoIAlign,
+    fpn_level,
+    gather_crop_and_resize,
+)
 
 
 def _bilinear(f, y, x):
@@ -87,12 +91,23 @@ def test_matches_numpy_reference_on_every_level():
     )
     levels = fpn_level(tf.constant(boxes)).numpy()[0]
     assert set(levels.tolist()) == {2, 3, 4, 5}
-    for p in (7, 14):
-        got = MultiLevelRoIAlign(p, 2)(feats, tf.constant(boxes)).numpy()[0]
+    for p, xla_friendly in ((7, False), (14, False), (7, True), (14, True)):
+        layer = MultiLevelRoIAlign(p, 2, xla_friendly=xla_friendly)
+        got = layer(feats, tf.constant(boxes)).numpy()[0]
         for r, box in enumerate(boxes[0]):
             lvl = levels[r] - 2
             ref = _roi_align_np(feats[lvl][0], box, 1.0 / strides[lvl], p, 2)
-            assert np.max(np.abs(got[r] - ref)) <= 1e-5, (p, r, np.max(np.abs(got[r] - ref)))
+            err = np.max(np.abs(got[r] - ref))
+            assert err <= 1e-5, (p, xla_friendly, r, err)
+
+
+def test_gather_crop_and_resize_equals_tf_with_extrapolation():
+    rng = np.random.default_rng(3)
+    image = tf.constant(rng.standard_normal((2, 9, 11, 3)), tf.float32)
+    boxes = tf.constant([[-0.2, 0.1, 0.7, 1.3], [0.0, 0.0, 1.0, 1.0], [0.3, 0.9, 0.1, 0.2]])
+    index = tf.constant([1, 0, 1])
+    want = tf.image.crop_and_resize(image, boxes, index, (5, 6))
+    np.testing.assert_allclose(gather_crop_and_resize(image, boxes, index, (5, 6)), want, atol=1e-5)
 
 
 def test_gradient_reaches_the_features():

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from kerassev.models.detection.roi_align import gather_crop_and_resize
+
 SMOOTH_L1_BETA = 1.0 / 9.0
 
 
@@ -59,7 +61,7 @@ def mask_loss(mask_logits, labels, mask_targets, valid):
     )
 
 
-def mask_targets(gt_masks, matched, boxes, size: int = 28):
+def mask_targets(gt_masks, matched, boxes, size: int = 28, *, xla_friendly: bool = False):
     """Binary ``(B, R, size, size)`` targets: each box's matched instance mask resampled to the box.
 
     ``gt_masks (B, M, H, W)``, ``matched (B, R)`` instance index, ``boxes (B, R, 4)`` in pixels.
@@ -81,5 +83,6 @@ def mask_targets(gt_masks, matched, boxes, size: int = 28):
         ],
         axis=-1,
     )
-    crops = tf.image.crop_and_resize(flat, tf.reshape(norm, (-1, 4)), index, (size, size))
+    crop = gather_crop_and_resize if xla_friendly else tf.image.crop_and_resize
+    crops = crop(flat, tf.reshape(norm, (-1, 4)), index, (size, size))
     return tf.reshape(tf.cast(crops[..., 0] >= 0.5, tf.float32), (b, r, size, size))

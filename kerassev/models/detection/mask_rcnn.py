@@ -66,6 +66,9 @@ class MaskRCNNConfig:
     nms_threshold: float = 0.5
     detections_per_image: int = 100
     mask_threshold: float = 0.5
+    # Sample RoIs with gathers instead of CropAndResize, which has no XLA kernel: needed for
+    # compile(jit_compile=True); the default is the faster crop_and_resize on a CPU.
+    xla_friendly: bool = False
     mean: float = 0.0  # global intensity mean / std of the training slices (in [0, 1] units)
     std: float = 1.0
 
@@ -92,8 +95,9 @@ class MaskRCNN(keras.Model):
             tiny_width=c.tiny_width,
         )
         self.rpn_head = RPNHead(self.anchor_generator.num_anchors_per_location, c.fpn_channels)
-        self.box_roi_align = MultiLevelRoIAlign(7, 2, name="box_roi_align")
-        self.mask_roi_align = MultiLevelRoIAlign(14, 2, name="mask_roi_align")
+        xla = c.xla_friendly
+        self.box_roi_align = MultiLevelRoIAlign(7, 2, xla_friendly=xla, name="box_roi_align")
+        self.mask_roi_align = MultiLevelRoIAlign(14, 2, xla_friendly=xla, name="mask_roi_align")
         self.box_head = BoxHead(c.representation_size, name="box_head")
         self.box_predictor = BoxPredictor(c.num_classes, name="box_predictor")
         self.mask_head = MaskHead(c.mask_channels, name="mask_head")
@@ -217,7 +221,9 @@ class MaskRCNN(keras.Model):
         if c.mask_roi_batch is not None:
             k_pos = min(k_pos, c.mask_roi_batch)  # positives are in random order: a fair subset
         mask_rois = rois[:, :k_pos]
-        targets = mask_targets(batch["masks"], roi_gt[:, :k_pos], mask_rois)
+        targets = mask_targets(
+            batch["masks"], roi_gt[:, :k_pos], mask_rois, xla_friendly=c.xla_friendly
+        )
         loss_mask = mask_loss(
             self.mask_branch(feats, mask_rois), roi_classes[:, :k_pos], targets, ok[:, :k_pos]
         )

@@ -21,6 +21,33 @@ import keras
 import tensorflow as tf
 
 
+def gather_crop_and_resize(image, boxes, box_indices, crop_size, extrapolation_value=0.0):
+    """``tf.image.crop_and_resize`` (bilinear) from gathers, which XLA compiles (it has no
+    CropAndResize kernel): same sample points, same zero outside the image."""
+    h, w, c = image.shape[1], image.shape[2], image.shape[3]
+    ph, pw = crop_size
+    ty = tf.range(ph, dtype=tf.float32) / max(ph - 1, 1)
+    tx = tf.range(pw, dtype=tf.float32) / max(pw - 1, 1)
+    ys = (boxes[:, 0:1] + ty[None] * (boxes[:, 2:3] - boxes[:, 0:1])) * (h - 1)  # (K, ph)
+    xs = (boxes[:, 1:2] + tx[None] * (boxes[:, 3:4] - boxes[:, 1:2])) * (w - 1)  # (K, pw)
+    inside = ((ys >= 0) & (ys <= h - 1))[:, :, None] & ((xs >= 0) & (xs <= w - 1))[:, None, :]
+    y0, x0 = tf.floor(ys), tf.floor(xs)
+    wy, wx = (ys - y0)[:, :, None, None], (xs - x0)[:, None, :, None]
+    y0i = tf.clip_by_value(tf.cast(y0, tf.int32), 0, h - 1)
+    x0i = tf.clip_by_value(tf.cast(x0, tf.int32), 0, w - 1)
+    y1i, x1i = tf.minimum(y0i + 1, h - 1), tf.minimum(x0i + 1, w - 1)
+    flat = tf.reshape(image, (-1, c))
+    base = tf.cast(box_indices, tf.int32)[:, None, None] * (h * w)
+
+    def at(yi, xi):
+        return tf.gather(flat, base + yi[:, :, None] * w + xi[:, None, :])  # (K, ph, pw, C)
+
+    top = at(y0i, x0i) * (1 - wx) + at(y0i, x1i) * wx
+    bottom = at(y1i, x0i) * (1 - wx) + at(y1i, x1i) * wx
+    out = top * (1 - wy) + bottom * wy
+    return tf.where(inside[..., None], out, extrapolation_value)
+
+
 def fpn_level(boxes, *, k_min: int = 2, k_max: int = 5, canonical_size=224.0, canonical_level=4):
     """FPN level of each ``[y1, x1, y2, x2]`` box (Lin et al. 2017, eq. 1), int32 in [k_min, k_max]."""
     area = tf.maximum(boxes[..., 2] - boxes[..., 0], 0.0) * tf.maximum(
@@ -34,8 +61,11 @@ def fpn_level(boxes, *, k_min: int = 2, k_max: int = 5, canonical_size=224.0, ca
 class MultiLevelRoIAlign(keras.layers.Layer):
     """``(features [P2..P5], boxes (B, R, 4) in input pixels) -> (B, R, P, P, C)``."""
 
-    def __init__(self, output_size: int = 7, sampling_ratio: int = 2, strides=(4, 8, 16, 32), **kw):
+    def __init__(
+        self, output_size=7, sampling_ratio=2, strides=(4, 8, 16, 32), xla_friendly=False, **kw
+    ):
         super().__init__(**kw)
+        self.xla_friendly = xla_friendly  # gathers instead of CropAndResize (no XLA kernel)
         self.output_size = output_size
         self.sampling_ratio = sampling_ratio
         self.strides = tuple(strides)
@@ -71,12 +101,12 @@ class MultiLevelRoIAlign(keras.layers.Layer):
             axis=-1,
         )
         index = tf.range(b)[:, None] * len(self.strides) + level
-        crops = tf.image.crop_and_resize(
+        crop = gather_crop_and_resize if self.xla_friendly else tf.image.crop_and_resize
+        crops = crop(
             stacked,
             tf.reshape(norm, (-1, 4)),
             tf.reshape(index, (-1,)),
             (p * s, p * s),
-            method="bilinear",
             extrapolation_value=0.0,
         )
         if s > 1:
@@ -89,4 +119,5 @@ class MultiLevelRoIAlign(keras.layers.Layer):
             "output_size": self.output_size,
             "sampling_ratio": self.sampling_ratio,
             "strides": self.strides,
+            "xla_friendly": self.xla_friendly,
         }
