@@ -31,8 +31,9 @@ def register(papers) -> argparse.ArgumentParser:
         help="one merged 'lesion' class (paper) or GGO and consolidation",
     )
     p.add_argument(
-        "--backbone-weights",
-        help="'imagenet' (downloads once), 'none' (random init) or a local ResNet-50 notop .h5",
+        "--weights",
+        help="ResNet-50 backbone: 'imagenet' (downloads once), 'none' (random init) or a local "
+        "notop .h5 file (default: the preset's)",
     )
     p.set_defaults(func=run_ct_lesions)
     return p
@@ -45,8 +46,8 @@ def config_from_args(args: argparse.Namespace):
     overrides = {"seed": args.seed, "data_root": args.data}
     if args.variant:
         overrides["variant"] = args.variant
-    if args.backbone_weights:
-        w = args.backbone_weights
+    if args.weights:
+        w = args.weights
         overrides["backbone_weights"] = None if w.lower() == "none" else w
     try:
         config = CtLesionsConfig.from_preset(args.preset, **overrides)

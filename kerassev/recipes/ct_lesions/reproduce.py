@@ -52,15 +52,15 @@ def reproduce(
 ) -> dict:
     """Run (or resume) the whole protocol into a run folder; returns tables, paths and caption."""
     keras.utils.set_random_seed(config.seed)
-    if resume:
-        run = RunFolder.resume(out, RUN_KIND, config=config)
-    else:
-        run = RunFolder.create(out, RUN_KIND, config=config, seed=config.seed)
     slices = load_slices(config)
     names = class_names(config.variant)
     mean, std = intensity_stats(slices["train"])
     data_text = describe(slices, config)
-    model = build_model(config, mean, std)
+    model = build_model(config, mean, std)  # before the run folder: a weights error leaves none
+    if resume:
+        run = RunFolder.resume(out, RUN_KIND, config=config)
+    else:
+        run = RunFolder.create(out, RUN_KIND, config=config, seed=config.seed)
 
     steps = len(slices["train"]) // config.batch_size
     if "train" in run.info.get("checkpoints_discarded", []):  # exported, then interrupted
