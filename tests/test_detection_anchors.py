@@ -25,7 +25,8 @@ def test_positions_shift_by_stride_in_row_major_order():
     np.testing.assert_array_equal(p2[0, 1, 0], [-16, -12, 16, 20])  # next column: x + 4
     np.testing.assert_array_equal(p2[2, 3, 0], [-8, -4, 24, 28])  # row 2, col 3
     centres = (p2[..., :2] + p2[..., 2:]) / 2
-    np.testing.assert_array_equal(centres[..., 0, 0], np.arange(4)[:, None] * 4 + 0 * np.arange(4))
+    rows = np.repeat(np.arange(4)[:, None] * 4, 4, axis=1)
+    np.testing.assert_array_equal(centres[..., 0, 0], rows)  # y centre = row * stride
     # Aspect ratio is h / w: ratio 2 gives a tall box.
     tall = AnchorGenerator(aspect_ratios=(2.0,)).base_anchors(0)[0]
     assert tall[2] - tall[0] > tall[3] - tall[1]
