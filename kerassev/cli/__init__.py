@@ -9,9 +9,9 @@ import os
 import sys
 
 # Sub-command modules, in help order.
-_COMMAND_MODULES = ["demo", "dicom", "data", "reproduce", "predict", "convert"]
+_COMMAND_MODULES = ["demo", "dicom", "data", "reproduce", "predict", "segment", "convert"]
 # Commands that train or convert models: TensorFlow is imported quietly before they start.
-_TENSORFLOW_COMMANDS = {"demo", "reproduce", "predict", "convert"}
+_TENSORFLOW_COMMANDS = {"demo", "reproduce", "predict", "segment", "convert"}
 
 
 class UserError(Exception):

@@ -1,0 +1,255 @@
+"""Mask R-CNN (He et al. 2017) with a ResNet-50-FPN backbone as a Keras 3 model with ``train_step``.
+
+``model(images)`` gives detections (:func:`postprocess.detect`) and full-size masks;
+``model.fit(dataset)`` trains on batches ``{"images" (B, S, S, 1) in [0, 1], "boxes" (B, M, 4),
+"classes" (B, M) int32 with 0 for padding, "masks" (B, M, S, S) uint8}``. Every shape is static
+(ground truth padded to ``max_instances``, proposals and samples of fixed count), so the train
+step traces once. Inputs are raw grayscale slices; the global mean/std normalisation (paper 05)
+happens inside, so exports carry their preprocessing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from kerassev.models.detection.anchors import AnchorGenerator
+from kerassev.models.detection.box_coder import BoxCoder
+from kerassev.models.detection.fpn import build_fpn_backbone
+from kerassev.models.detection.heads import BoxHead, BoxPredictor, MaskHead, MaskPredictor
+from kerassev.models.detection.losses import mask_loss, mask_targets, rcnn_loss, rpn_loss
+from kerassev.models.detection.matcher import Matcher, sample
+from kerassev.models.detection.postprocess import (
+    RCNN_BOX_WEIGHTS,
+    DetectionConfig,
+    detect,
+    paste_masks,
+)
+from kerassev.models.detection.roi_align import MultiLevelRoIAlign
+from kerassev.models.detection.rpn import ProposalConfig, RPNHead, propose
+
+LOSS_NAMES = ("rpn_objectness", "rpn_box", "rcnn_class", "rcnn_box", "mask")
+
+
+@dataclass(frozen=True)
+class MaskRCNNConfig:
+    """Architecture and sampling settings; defaults are torchvision's ``maskrcnn_resnet50_fpn``."""
+
+    image_size: int = 512
+    num_classes: int = 1
+    backbone: str = "resnet50"  # or "tiny" (tests, smoke)
+    backbone_weights: str | None = None  # None | "imagenet" | path to a .h5 file
+    fpn_channels: int = 256
+    tiny_width: int = 16
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    rpn_pre_nms_train: int = 2000
+    rpn_post_nms_train: int = 2000
+    rpn_pre_nms_test: int = 1000
+    rpn_post_nms_test: int = 1000
+    rpn_nms: float = 0.7
+    rpn_batch: int = 256
+    rpn_positive_fraction: float = 0.5
+    roi_batch: int = 512
+    roi_positive_fraction: float = 0.25
+    # Mask-branch slots per image: None = every possible positive (roi_batch * fraction), exact
+    # torchvision; fewer = a uniform random subset of the positives (the mask head dominates the
+    # FLOPs of a step: 128 slots of four 3x3 convs at 14x14 are ~120 GFLOP forward).
+    mask_roi_batch: int | None = None
+    representation_size: int = 1024
+    mask_channels: int = 256
+    max_instances: int = 32
+    score_threshold: float = 0.05
+    nms_threshold: float = 0.5
+    detections_per_image: int = 100
+    mask_threshold: float = 0.5
+    # Sample RoIs with gathers instead of CropAndResize, which has no XLA kernel: needed for
+    # compile(jit_compile=True); the default is the faster crop_and_resize on a CPU.
+    xla_friendly: bool = False
+    mean: float = 0.0  # global intensity mean / std of the training slices (in [0, 1] units)
+    std: float = 1.0
+
+
+@keras.saving.register_keras_serializable(package="kerassev")
+class MaskRCNN(keras.Model):
+    def __init__(self, config: MaskRCNNConfig | dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(config, dict):
+            config = MaskRCNNConfig(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+            )
+        self.config = c = config or MaskRCNNConfig()
+        size = (c.image_size, c.image_size)
+        self.anchor_generator = AnchorGenerator(
+            sizes=tuple((s,) for s in c.anchor_sizes), aspect_ratios=c.aspect_ratios
+        )
+        self.level_anchors = self.anchor_generator.level_anchors(size)
+        self.backbone = build_fpn_backbone(
+            c.image_size,
+            backbone=c.backbone,
+            weights=c.backbone_weights,
+            channels=c.fpn_channels,
+            tiny_width=c.tiny_width,
+        )
+        self.rpn_head = RPNHead(self.anchor_generator.num_anchors_per_location, c.fpn_channels)
+        xla = c.xla_friendly
+        self.box_roi_align = MultiLevelRoIAlign(7, 2, xla_friendly=xla, name="box_roi_align")
+        self.mask_roi_align = MultiLevelRoIAlign(14, 2, xla_friendly=xla, name="mask_roi_align")
+        self.box_head = BoxHead(c.representation_size, name="box_head")
+        self.box_predictor = BoxPredictor(c.num_classes, name="box_predictor")
+        self.mask_head = MaskHead(c.mask_channels, name="mask_head")
+        self.mask_predictor = MaskPredictor(c.num_classes, c.mask_channels, name="mask_predictor")
+        self.rpn_matcher = Matcher(0.7, 0.3, allow_low_quality_matches=True)
+        self.roi_matcher = Matcher(0.5, 0.5, allow_low_quality_matches=False)
+        self.rpn_coder = BoxCoder()
+        self.rcnn_coder = BoxCoder(RCNN_BOX_WEIGHTS)
+        self.train_proposals = ProposalConfig(c.rpn_pre_nms_train, c.rpn_post_nms_train, c.rpn_nms)
+        self.test_proposals = ProposalConfig(c.rpn_pre_nms_test, c.rpn_post_nms_test, c.rpn_nms)
+        self.detection = DetectionConfig(
+            c.score_threshold, c.nms_threshold, c.detections_per_image, c.mask_threshold
+        )
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss", *LOSS_NAMES)}
+        self._build_heads()
+
+    def _build_heads(self):
+        """Create every variable now (so weights load and ``fit`` needs no symbolic build)."""
+        feats = self.backbone(tf.zeros((1, self.config.image_size, self.config.image_size, 3)))
+        self.rpn_head(feats)
+        c = self.config.fpn_channels
+        self.box_predictor(self.box_head(tf.zeros((1, 1, 7, 7, c))))
+        self.mask_predictor(self.mask_head(tf.zeros((1, 1, 14, 14, c))))
+        self.built = True
+
+    def get_config(self):
+        # A reloaded model gets its weights from the file: never fetch backbone weights again.
+        config = dataclasses.replace(self.config, backbone_weights=None)
+        return {**super().get_config(), "config": dataclasses.asdict(config)}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # ---------------------------------------------------------------- shared pieces
+    def features(self, images, training=False):
+        """FPN levels P2-P6 of raw ``(B, S, S, 1)`` slices (normalised inside)."""
+        x = (tf.cast(images, tf.float32) - self.config.mean) / self.config.std
+        return self.backbone(tf.repeat(x, 3, axis=-1), training=training)
+
+    def box_branch(self, feats, rois):
+        """Class logits and per-class deltas of ``rois (B, R, 4)``."""
+        return self.box_predictor(self.box_head(self.box_roi_align(feats[:4], rois)))
+
+    def mask_branch(self, feats, rois):
+        """28x28 mask logits per class, ``(B, R, 28, 28, K + 1)``."""
+        return self.mask_predictor(self.mask_head(self.mask_roi_align(feats[:4], rois)))
+
+    # ---------------------------------------------------------------- inference
+    def call(self, images, training=False):
+        size = (self.config.image_size, self.config.image_size)
+        feats = self.features(images, training=False)
+        logits, deltas = self.rpn_head(feats)
+        proposals, _, valid = propose(
+            logits, deltas, self.level_anchors, size, self.test_proposals, self.rpn_coder
+        )
+        class_logits, box_deltas = self.box_branch(feats, proposals)
+        boxes, scores, labels, num = detect(
+            class_logits, box_deltas, proposals, valid, size, self.detection
+        )
+        mask_logits = self.mask_branch(feats, boxes)
+        own = tf.gather(tf.transpose(mask_logits, (0, 1, 4, 2, 3)), labels, batch_dims=2)
+        roi_masks = tf.sigmoid(own)
+        full = paste_masks(roi_masks, boxes, size)
+        present = tf.range(self.config.detections_per_image)[None, :] < num[:, None]
+        masks = tf.cast((full >= self.config.mask_threshold) & present[:, :, None, None], tf.uint8)
+        return {
+            "boxes": boxes,
+            "scores": scores,
+            "labels": labels,
+            "num_detections": num,
+            "roi_masks": roi_masks,
+            "masks": masks,
+        }
+
+    # ---------------------------------------------------------------- training
+    def compute_losses(self, batch, training=True):
+        """The five Mask R-CNN losses of a batch, as a dict (see :mod:`.losses`)."""
+        c = self.config
+        size = (c.image_size, c.image_size)
+        gt_boxes = tf.cast(batch["boxes"], tf.float32)
+        gt_classes = tf.cast(batch["classes"], tf.int32)
+        gt_valid = gt_classes > 0
+        feats = self.features(batch["images"], training=training)
+        logits, deltas = self.rpn_head(feats)
+
+        # RPN: match every anchor, sample rpn_batch of them (Ren et al. 2015, §3.1.2).
+        anchors = tf.constant(self.anchor_generator.anchors(size))
+        matched, labels = self.rpn_matcher.match(anchors[None], gt_boxes, gt_valid)
+        idx, ok = sample(labels, c.rpn_batch, c.rpn_positive_fraction)
+        rpn_targets = self.rpn_coder.encode(
+            tf.gather(gt_boxes, tf.gather(matched, idx, batch_dims=1), batch_dims=1),
+            tf.gather(anchors, idx),
+        )
+        rpn_obj, rpn_box = rpn_loss(
+            tf.gather(tf.concat(logits, 1), idx, batch_dims=1),
+            tf.gather(tf.concat(deltas, 1), idx, batch_dims=1),
+            tf.gather(labels, idx, batch_dims=1),
+            rpn_targets,
+            ok,
+        )
+
+        # R-CNN: proposals plus the ground-truth boxes, matched at 0.5 and sampled.
+        proposals, _, valid = propose(
+            logits, deltas, self.level_anchors, size, self.train_proposals, self.rpn_coder
+        )
+        proposals = tf.concat([proposals, gt_boxes], axis=1)
+        valid = tf.concat([valid, gt_valid], axis=1)
+        matched, labels = self.roi_matcher.match(proposals, gt_boxes, gt_valid, valid)
+        idx, ok = sample(labels, c.roi_batch, c.roi_positive_fraction)
+        rois = tf.stop_gradient(tf.gather(proposals, idx, batch_dims=1))
+        roi_gt = tf.gather(matched, idx, batch_dims=1)
+        is_fg = tf.gather(labels, idx, batch_dims=1) == 1
+        roi_classes = tf.where(is_fg, tf.gather(gt_classes, roi_gt, batch_dims=1), 0)
+        box_targets = self.rcnn_coder.encode(tf.gather(gt_boxes, roi_gt, batch_dims=1), rois)
+        class_logits, box_deltas = self.box_branch(feats, rois)
+        rcnn_cls, rcnn_box = rcnn_loss(class_logits, box_deltas, roi_classes, box_targets, ok)
+
+        # Mask: the sampler puts positives first, so the first k_pos RoIs hold all of them.
+        k_pos = int(c.roi_batch * c.roi_positive_fraction)
+        if c.mask_roi_batch is not None:
+            k_pos = min(k_pos, c.mask_roi_batch)  # positives are in random order: a fair subset
+        mask_rois = rois[:, :k_pos]
+        targets = mask_targets(
+            batch["masks"], roi_gt[:, :k_pos], mask_rois, xla_friendly=c.xla_friendly
+        )
+        loss_mask = mask_loss(
+            self.mask_branch(feats, mask_rois), roi_classes[:, :k_pos], targets, ok[:, :k_pos]
+        )
+        return dict(zip(LOSS_NAMES, (rpn_obj, rpn_box, rcnn_cls, rcnn_box, loss_mask), strict=True))
+
+    def _record(self, losses):
+        total = tf.add_n(list(losses.values()))
+        self.trackers["loss"].update_state(total)
+        for name, value in losses.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        # Optimiser variables made now, not inside the first step: a tf.function that creates
+        # variables is traced twice, and one trace of this step costs ~15 s on a CPU.
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            losses = self.compute_losses(data, training=True)
+            total = tf.add_n(list(losses.values()))
+        grads = tape.gradient(total, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        return self._record(losses)
+
+    def test_step(self, data):
+        return self._record(self.compute_losses(data, training=False))

@@ -1,0 +1,135 @@
+"""Issue 9 / paper 05 segmentation part as data: Mask R-CNN on the real ct_lesions CT slices.
+
+``paper``: the paper's training (SPEC §05: Adam lr 1e-5, weight decay 1e-3, batch 1, 100 epochs,
+global mean/std normalisation only, no augmentation; the "lesion" class, lesions under 10x10 px
+dropped) on a ResNet-50-FPN at 512 px with an ImageNet backbone as torchvision's Mask R-CNN has.
+``cpu``: the same model family at 256 px, random init (no download offline) and a 10x larger
+learning rate, sized for about an hour on two cores. ``smoke``: a 128-px tiny backbone for CI.
+Paper AP figures (its data are CNCB-NCOV, not these slices) are targets, never our results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+RUN_KIND = "ct_lesions"
+
+#: Paper 05 Table 4, A = 64 affinities: segmentation mAP@[0.5:0.95] on CNCB-NCOV (SPEC §05).
+PAPER_SEGM_AP = {"AP": 0.42}
+PAPER_SOURCE = "Ter-Sarkisov 2021 (paper 05), Table 4, CNCB-NCOV segmentation test set, A = 64"
+
+
+@dataclass(frozen=True)
+class CtLesionsConfig:
+    # data
+    data_root: str | None = None
+    variant: str = "lesion"  # or "ggo_consolidation" (two classes)
+    min_lesion_size: int = 10  # px; lesions with a shorter bounding-box side go to background
+    flips: bool = False  # the paper uses no augmentation
+    train_limit: int | None = None  # first N training slices (tests)
+    test_limit: int | None = None  # first N test slices (tests)
+    # model
+    image_size: int = 512
+    backbone: str = "resnet50"
+    backbone_weights: str | None = "imagenet"
+    fpn_channels: int = 256
+    tiny_width: int = 16
+    representation_size: int = 1024
+    mask_channels: int = 256
+    rpn_pre_nms_train: int = 2000
+    rpn_post_nms_train: int = 2000
+    rpn_pre_nms_test: int = 1000
+    rpn_post_nms_test: int = 1000
+    roi_batch: int = 512
+    mask_roi_batch: int | None = None
+    max_instances: int = 48
+    detections_per_image: int = 100
+    # training
+    epochs: int = 100
+    batch_size: int = 1
+    learning_rate: float = 1e-5
+    weight_decay: float = 1e-3
+    # evaluation
+    negative_rule: bool = True  # paper 05: a lesion-free image scores 1 without detections
+    union_score_threshold: float = 0.5  # detections kept for the union-mask Dice / IoU
+    figure_examples: int = 3
+    seed: int = 0
+
+    def __post_init__(self):
+        # ``--set train_limit=6`` arrives as text for fields whose default is None.
+        for name in ("train_limit", "test_limit", "mask_roi_batch"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                try:
+                    object.__setattr__(self, name, int(value))
+                except ValueError:
+                    raise ValueError(f"{name} must be an integer or none, got {value!r}") from None
+
+    @classmethod
+    def paper(cls, **overrides) -> CtLesionsConfig:
+        return cls(**overrides)
+
+    @classmethod
+    def cpu(cls, **overrides) -> CtLesionsConfig:
+        values = dict(
+            image_size=256,
+            backbone_weights=None,
+            rpn_pre_nms_train=1000,
+            rpn_post_nms_train=1000,
+            rpn_pre_nms_test=500,
+            rpn_post_nms_test=500,
+            roi_batch=256,
+            mask_roi_batch=32,
+            detections_per_image=50,
+            epochs=CPU_EPOCHS,
+            learning_rate=1e-4,
+        )
+        return cls(**{**values, **overrides})
+
+    @classmethod
+    def smoke(cls, **overrides) -> CtLesionsConfig:
+        values = dict(
+            image_size=128,
+            backbone="tiny",
+            backbone_weights=None,
+            tiny_width=8,
+            fpn_channels=32,
+            representation_size=128,
+            mask_channels=32,
+            rpn_pre_nms_train=300,
+            rpn_post_nms_train=300,
+            rpn_pre_nms_test=200,
+            rpn_post_nms_test=200,
+            roi_batch=64,
+            detections_per_image=20,
+            epochs=3,
+            learning_rate=1e-3,
+            train_limit=None,
+        )
+        return cls(**{**values, **overrides})
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> CtLesionsConfig:
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
+        return getattr(cls, name)(**overrides)
+
+    def model_config(self, *, num_classes: int, mean: float, std: float):
+        """The :class:`~kerassev.models.detection.MaskRCNNConfig` of this run."""
+        from kerassev.models.detection import MaskRCNNConfig
+
+        anchors = (32, 64, 128, 256, 512)
+        if self.image_size < 256:  # small inputs: anchors scaled with the image
+            anchors = tuple(max(8, a * self.image_size // 512) for a in anchors)
+        fields = {f.name for f in dataclasses.fields(MaskRCNNConfig)}
+        shared = {k: v for k, v in dataclasses.asdict(self).items() if k in fields}
+        return MaskRCNNConfig(
+            **shared, num_classes=num_classes, anchor_sizes=anchors, mean=mean, std=std
+        )
+
+
+#: Epochs of the cpu preset: ~50 slices x CPU_EPOCHS steps at the 256-px train-step time of
+#: benchmarks/maskrcnn_step.py, to fit about 60 minutes on two cores.
+CPU_EPOCHS = 30
+PRESETS = ("smoke", "cpu", "paper")
