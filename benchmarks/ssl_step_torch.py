@@ -13,6 +13,7 @@ SGD (lr 0.02, momentum 0.6). Variants: fp32 or bf16 autocast, NCHW or channels_l
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
@@ -104,15 +105,15 @@ def make_step(size, batch, *, bf16, channels_last, dim=2048):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return float(loss)
+        return loss.item()
 
     return step
 
 
-VARIANTS = {
-    "torch fp32 NCHW": dict(bf16=False, channels_last=False),
-    "torch fp32 channels_last": dict(bf16=False, channels_last=True),
-    "torch bf16 channels_last": dict(bf16=True, channels_last=True),
+VARIANTS = {  # key: (printed name, make_step options)
+    "fp32-nchw": ("torch fp32 NCHW", dict(bf16=False, channels_last=False)),
+    "fp32-cl": ("torch fp32 channels_last", dict(bf16=False, channels_last=True)),
+    "bf16-cl": ("torch bf16 autocast channels_last", dict(bf16=True, channels_last=True)),
 }
 
 
@@ -131,11 +132,19 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--variant", choices=sorted(VARIANTS), nargs="+", default=list(VARIANTS))
+    p.add_argument("--json", action="store_true", help="one JSON line per variant")
     args = p.parse_args(argv)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
-    for name, kw in VARIANTS.items():
+    if not args.json:
+        print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    for key in args.variant:
+        name, kw = VARIANTS[key]
         wall = time_steps(make_step(args.size, args.batch, **kw), args.steps, args.warmup)
-        print(f"{name:28s} {args.steps * args.batch / wall:8.2f} img/s", flush=True)
+        img_s = args.steps * args.batch / wall
+        if args.json:
+            print(json.dumps({"name": name, "img_s": img_s, "threads": torch.get_num_threads()}))
+        else:
+            print(f"{name:34s} {img_s:8.2f} img/s", flush=True)
 
 
 if __name__ == "__main__":
