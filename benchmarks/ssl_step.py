@@ -9,6 +9,13 @@ GPU allocator's peak per configuration on GPU, the process peak RSS so far on CP
     .venv/bin/python benchmarks/ssl_step.py                      # default grid for the device
     .venv/bin/python benchmarks/ssl_step.py --sizes 224 --batches 32 --xla on --steps 10
     .venv/bin/python benchmarks/ssl_step.py --full               # full grid (slow on CPU)
+    .venv/bin/python benchmarks/ssl_step.py --compare-torch      # vs PyTorch eager, same CPU
+
+``--precision`` (default ``auto``: bf16 on AMX/AVX512-BF16 CPUs) sets the Keras policy;
+``--plain-bn`` uses Keras' own BatchNormalization instead of the suite's fused one, to measure it.
+``--compare-torch`` runs this step and ``ssl_step_torch.py``'s variants in fresh processes,
+alternating for ``--rounds`` rounds, and prints the median of each and the ratio kerassev / best
+PyTorch: the machine's speed drifts between sessions, the ratio much less.
 
 On CPU the default grid is trimmed (see ``CPU_DEFAULT``) so it finishes in a few minutes on two
 cores; on GPU it is 64/128/224 px x batch 8/32 x XLA off/on.
@@ -17,10 +24,15 @@ cores; on GPU it is 64/128/224 px x batch 8/32 x XLA off/on.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
+import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,6 +43,7 @@ import tensorflow as tf  # noqa: E402
 from kerassev.models.backbones import build_backbone  # noqa: E402
 from kerassev.models.heads import build_encoder, build_predictor  # noqa: E402
 from kerassev.models.ssl import SimSiam  # noqa: E402
+from kerassev.precision import PRECISIONS, apply_precision, cpu_flags  # noqa: E402
 
 FULL = [(s, b, x) for x in (False, True) for s in (64, 128, 224) for b in (8, 32)]
 # (size, batch, xla) on CPU: both ends of the size range, both batches at 224, XLA at the small end.
@@ -64,12 +77,16 @@ def _peak_memory_mib(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def run_one(size, batch, xla, *, steps, warmup, projection_dim, freeze_backbone, device):
+def run_one(
+    size, batch, xla, *, steps, warmup, projection_dim, freeze_backbone, device, fused_bn=True
+):
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     if device.startswith("GPU"):
         tf.config.experimental.reset_memory_stats(device)
-    backbone = build_backbone("resnet50", weights=None, input_shape=(size, size, 3))
+    backbone = build_backbone(
+        "resnet50", weights=None, input_shape=(size, size, 3), fused_batch_norm=fused_bn
+    )
     if freeze_backbone:
         backbone.trainable = False
     encoder = build_encoder(backbone, projection_dim=projection_dim)
@@ -96,6 +113,63 @@ def run_one(size, batch, xla, *, steps, warmup, projection_dim, freeze_backbone,
     }
 
 
+def machine_line() -> str:
+    """CPU model, the ISA flags that decide bf16 speed, and thread counts."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or platform.machine(),
+    )
+    isa = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+    return (
+        f"CPU: {model}; cores {os.cpu_count()}; ISA {' '.join(isa) or '-'}; TF threads "
+        f"intra {tf.config.threading.get_intra_op_parallelism_threads() or 'auto'} / inter "
+        f"{tf.config.threading.get_inter_op_parallelism_threads() or 'auto'}"
+    )
+
+
+def _child(cmd: list[str]) -> dict:
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def compare_torch(args) -> None:
+    """Alternate kerassev and each PyTorch variant in fresh processes; medians and the ratio."""
+    torch_script = str(Path(__file__).with_name("ssl_step_torch.py"))
+    grid = list(zip(args.sizes or [224, 112], args.batches or [32, 64], strict=True))
+    print(machine_line())
+    print(
+        f"{args.rounds} alternating rounds of {args.warmup or 1} warm-up + {args.steps or 3} steps"
+    )
+    for size, batch in grid:
+        runs: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            mine = f"kerassev {args.precision}{' plain-bn' if args.plain_bn else ''}"
+            cmd = [sys.executable, __file__, "--json", "--sizes", str(size), "--batches"]
+            cmd += [str(batch), "--xla", "off", "--precision", args.precision]
+            cmd += ["--steps", str(args.steps or 3), "--warmup", str(args.warmup or 1)]
+            r = _child(cmd + (["--plain-bn"] if args.plain_bn else []))
+            runs.setdefault(f"{mine} ({r['policy']})", []).append(r["img_s"])
+            for variant in ("fp32-nchw", "fp32-cl", "bf16-cl"):
+                cmd = [sys.executable, torch_script, "--json", "--variant", variant]
+                cmd += ["--size", str(size), "--batch", str(batch)]
+                cmd += ["--steps", str(args.steps or 3), "--warmup", str(args.warmup or 1)]
+                r = _child(cmd)
+                runs.setdefault(r["name"], []).append(r["img_s"])
+        medians = {k: statistics.median(v) for k, v in runs.items()}
+        ours = next(v for k, v in medians.items() if k.startswith("kerassev"))
+        best_name, best = max(
+            ((k, v) for k, v in medians.items() if k.startswith("torch")), key=lambda kv: kv[1]
+        )
+        print(f"\n{size} px, batch {batch} (source images/s, median of {args.rounds})")
+        for name, value in medians.items():
+            print(f"  {name:36s} {value:7.2f}")
+        print(f"  ratio kerassev / best PyTorch ({best_name}): {ours / best:.2f}x", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", help="image sizes (default: device grid)")
@@ -108,7 +182,15 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3 GPU, 1 CPU)")
     p.add_argument("--projection-dim", type=int, default=2048)
     p.add_argument("--freeze-backbone", action="store_true", help="stage A of §3.1 (frozen ResNet)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto")
+    p.add_argument("--plain-bn", action="store_true", help="Keras' BatchNormalization, not fused")
+    p.add_argument("--compare-torch", action="store_true", help="alternate with PyTorch eager")
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds for --compare-torch")
+    p.add_argument("--json", action="store_true", help="one JSON line per configuration")
     args = p.parse_args(argv)
+    if args.compare_torch:
+        return compare_torch(args)
+    choice = apply_precision(args.precision)
 
     device, name = _device()
     on_gpu = device.startswith("GPU")
@@ -124,15 +206,17 @@ def main(argv=None):
         ]
     else:
         grid = CPU_DEFAULT
-    print(
-        f"device: {name} ({device}); CPU cores: {os.cpu_count()}; TF {tf.__version__}, "
-        f"Keras {keras.__version__}; backbone {'frozen' if args.freeze_backbone else 'trainable'}; "
-        f"projector {args.projection_dim}; {warmup} warm-up + {steps} timed steps"
-    )
-    mem = "GPU peak MiB" if on_gpu else "proc RSS MiB"
-    print(
-        f"{'size':>5} {'batch':>5} {'xla':>4} {'img/s':>8} {'img/CPU-s':>9} {'ms/step':>9} {'warm-up s':>9} {mem:>13}"
-    )
+    if not args.json:
+        print(
+            f"device: {name} ({device}); CPU cores: {os.cpu_count()}; TF {tf.__version__}, "
+            f"Keras {keras.__version__}; backbone {'frozen' if args.freeze_backbone else 'trainable'}; "
+            f"projector {args.projection_dim}; {warmup} warm-up + {steps} timed steps; precision "
+            f"{choice.policy} ({choice.reason}); batch norm {'plain' if args.plain_bn else 'fused'}"
+        )
+        mem = "GPU peak MiB" if on_gpu else "proc RSS MiB"
+        print(
+            f"{'size':>5} {'batch':>5} {'xla':>4} {'img/s':>8} {'img/CPU-s':>9} {'ms/step':>9} {'warm-up s':>9} {mem:>13}"
+        )
     for size, batch, xla in grid:
         r = run_one(
             size,
@@ -143,7 +227,11 @@ def main(argv=None):
             projection_dim=args.projection_dim,
             freeze_backbone=args.freeze_backbone,
             device=device,
+            fused_bn=not args.plain_bn,
         )
+        if args.json:
+            print(json.dumps({**r, "policy": choice.policy}), flush=True)
+            continue
         print(
             f"{r['size']:>5} {r['batch']:>5} {'on' if r['xla'] else 'off':>4} {r['img_s']:>8.1f} "
             f"{r['img_cpu_s']:>9.1f} {r['step_ms']:>9.0f} {r['warmup_s']:>9.1f} {r['peak_mib']:>13.0f}",

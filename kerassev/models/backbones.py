@@ -17,6 +17,8 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from kerassev.models.batch_norm import fuse_batch_norm
+
 __all__ = [
     "BACKBONES",
     "RESNET50_NOTOP_FILE",
@@ -134,17 +136,25 @@ def build_backbone(
     weights: str | os.PathLike | None = None,
     input_shape: tuple[int, int, int] = (224, 224, 3),
     pooling: str | None = "avg",
+    fused_batch_norm: bool = True,
 ) -> keras.Model:
     """Backbone without classification top; output ``(B, 2048)`` for ResNet-50 with ``pooling="avg"``.
 
     Inputs must already be preprocessed for the backbone (ImageNet "caffe" mode for ResNet-50,
     see ``kerassev.transforms.preprocess``). Raises :class:`BackboneWeightsError` on any weights
     problem (offline ImageNet request, missing or incompatible local file).
+    ``fused_batch_norm`` swaps Keras' batch norm for the fused kernel (same weights and numerics
+    within float round-off; 1.3x a float32 and 2x a bf16 ResNet-50 training step on CPU, see
+    :mod:`kerassev.models.batch_norm`).
     """
+    model = _build(name, weights, tuple(input_shape), pooling)
+    return fuse_batch_norm(model) if fused_batch_norm else model
+
+
+def _build(name, weights, input_shape, pooling) -> keras.Model:
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
     factory, cache_file, url = BACKBONES[name]
-    input_shape = tuple(input_shape)
 
     if weights is None:
         return factory(input_shape, pooling, None)

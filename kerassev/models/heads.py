@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
+from kerassev.models.batch_norm import FusedBatchNormalization
+
 __all__ = [
     "SUBSCORE_COLUMNS",
     "SUBSCORE_MAXIMA",
@@ -63,13 +65,13 @@ def build_projector(
         x = layers.Dense(hidden, use_bias=False, kernel_regularizer=_reg(l2), name=f"{name}_fc{i}")(
             x
         )
-        x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = FusedBatchNormalization(name=f"{name}_bn{i}")(x)
         x = layers.ReLU(name=f"{name}_relu{i}")(x)
     x = layers.Dense(
         dim, use_bias=not output_bn, kernel_regularizer=_reg(l2), name=f"{name}_fc{n_layers}"
     )(x)
     if output_bn:
-        x = layers.BatchNormalization(name=f"{name}_bn{n_layers}")(x)
+        x = FusedBatchNormalization(name=f"{name}_bn{n_layers}")(x)
     return keras.Model(inputs, x, name=name)
 
 
@@ -87,7 +89,7 @@ def build_predictor(
     x = layers.Dense(hidden, use_bias=False, kernel_regularizer=_reg(l2), name=f"{name}_fc1")(
         inputs
     )
-    x = layers.BatchNormalization(name=f"{name}_bn1")(x)
+    x = FusedBatchNormalization(name=f"{name}_bn1")(x)
     x = layers.ReLU(name=f"{name}_relu1")(x)
     x = layers.Dense(out_dim or dim, kernel_regularizer=_reg(l2), name=f"{name}_fc2")(x)
     return keras.Model(inputs, x, name=name)
@@ -131,7 +133,7 @@ def _mlp_trunk(encoder, units, activation, freeze_encoder_in_place):
     x = encoder(inputs)
     for i, n in enumerate(units, start=1):
         x = layers.Dense(n, name=f"head_fc{i}")(x)
-        x = layers.BatchNormalization(name=f"head_bn{i}")(x)  # §2.2: "followed by batch norm"
+        x = FusedBatchNormalization(name=f"head_bn{i}")(x)  # §2.2: "followed by batch norm"
         if activation:
             x = layers.Activation(activation, name=f"head_act{i}")(x)  # placement: our choice
     return inputs, x

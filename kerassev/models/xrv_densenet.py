@@ -21,6 +21,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from kerassev.models.batch_norm import FusedBatchNormalization
+
 # TorchXRayVision's output order for the "all" weights (``xrv.datasets.default_pathologies``).
 XRV_PATHOLOGIES: tuple[str, ...] = (
     "Atelectasis",
@@ -63,7 +65,7 @@ OP_THRESHS_ATTR = "xrv_op_threshs"
 
 
 def _bn(x, name: str):
-    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
+    return FusedBatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
 
 
 def _conv(x, filters: int, kernel: int, name: str, stride: int = 1, pad: int = 0):

@@ -17,6 +17,7 @@ import numpy as np
 from keras import layers
 
 from kerassev.models.backbones import build_backbone
+from kerassev.models.batch_norm import FusedBatchNormalization
 from kerassev.runs import RunFolder
 from kerassev.training import discard_stage_checkpoints, fit_stage, save_model_weights
 
@@ -43,7 +44,7 @@ def build_classifier(
     x = backbone(inputs)
     if config.head == "mlp":
         x = layers.Dense(512, name="head_fc1")(x)
-        x = layers.BatchNormalization(name="head_bn1")(x)
+        x = FusedBatchNormalization(name="head_bn1")(x)
         x = layers.ReLU(name="head_relu1")(x)
     elif config.head != "linear":
         raise ValueError(f"head must be 'linear' or 'mlp', got {config.head!r}")

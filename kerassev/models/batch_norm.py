@@ -1,0 +1,94 @@
+"""Fused batch normalisation: the same layer and weights as Keras', one kernel instead of seven.
+
+Keras 3's ``BatchNormalization`` on TensorFlow computes moments and the affine transform as
+separate ops, and under a bfloat16/float16 policy it casts every activation to float32 and back
+around them. In a ResNet-50 training step those casts and element-wise passes cost more than the
+bf16 convolutions save: the step gains nothing from ``mixed_bfloat16`` (issue 12).
+``FusedBatchNormalization`` calls ``FusedBatchNormV3`` (oneDNN on CPU, cuDNN on GPU), which takes
+bf16/fp16 activations with float32 scale, offset and statistics, accumulates in float32, and has a
+fused gradient. Statistics and their update follow Keras exactly (biased batch variance,
+``moving = moving * momentum + batch * (1 - momentum)``), so weights move freely between the two.
+
+Cases the fused kernel does not cover (masks, renorm, synchronized BN, an axis other than the last
+of a 2-D or 4-D input, another backend) fall back to Keras' implementation.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+__all__ = ["FusedBatchNormalization", "fuse_batch_norm"]
+
+
+@keras.saving.register_keras_serializable(package="kerassev", name="FusedBatchNormalization")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """Drop-in ``keras.layers.BatchNormalization`` using ``FusedBatchNormV3`` where it applies."""
+
+    def _fusable(self, inputs, mask) -> bool:
+        axis = self.axis if isinstance(self.axis, int) else None
+        return (
+            keras.backend.backend() == "tensorflow"
+            and mask is None
+            and not self.renorm
+            and not self.synchronized
+            and len(inputs.shape) in (2, 4)
+            and axis in (-1, len(inputs.shape) - 1)
+        )
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, mask):
+            return super().call(inputs, training=training, mask=mask)
+        channels = inputs.shape[-1]
+        if len(inputs.shape) == 2:  # (B, C) -> (B, 1, 1, C): heads' BN fuses too
+            flat = self.call(inputs[:, None, None, :], training=training)
+            return flat[:, 0, 0, :]
+        scale = self.gamma if self.scale else tf.ones((channels,), "float32")
+        offset = self.beta if self.center else tf.zeros((channels,), "float32")
+        scale, offset = tf.cast(scale, "float32"), tf.cast(offset, "float32")
+        if training and self.trainable:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs, scale, offset, epsilon=self.epsilon, is_training=True
+            )[:3]
+            # The kernel returns the Bessel-corrected variance; Keras tracks the biased one.
+            n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), "float32")
+            variance = variance * (n - 1.0) / tf.maximum(n, 2.0)
+            m = self.momentum
+            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+            self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+            return y
+        return tf.compat.v1.nn.fused_batch_norm(
+            inputs,
+            scale,
+            offset,
+            mean=tf.cast(self.moving_mean, "float32"),
+            variance=tf.cast(self.moving_variance, "float32"),
+            epsilon=self.epsilon,
+            is_training=False,
+        )[0]
+
+
+# Keras keys ``.weights.h5`` / ``.keras`` entries by the snake-cased class name
+# ("layers/batch_normalization_3/vars"); keeping Keras' name keeps every weight file, old or new,
+# loadable into fused and plain models alike. The registered name above stays distinct.
+FusedBatchNormalization.__name__ = FusedBatchNormalization.__qualname__ = "BatchNormalization"
+
+
+def fuse_batch_norm(model: keras.Model) -> keras.Model:
+    """A copy of functional ``model`` with every Keras ``BatchNormalization`` fused, same weights.
+
+    Nested functional models are cloned recursively by ``keras.models.clone_model``; layer names,
+    order and weights are unchanged, so checkpoints and weight files load into either version.
+    """
+
+    def clone(layer):
+        if type(layer) is keras.layers.BatchNormalization:
+            return FusedBatchNormalization.from_config(layer.get_config())
+        if isinstance(layer, keras.Model):
+            return fuse_batch_norm(layer)
+        return layer.__class__.from_config(layer.get_config())
+
+    fused = keras.models.clone_model(model, clone_function=clone)
+    fused.set_weights(model.get_weights())
+    fused.trainable = model.trainable
+    return fused
