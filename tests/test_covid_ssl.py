@@ -132,3 +132,20 @@ def test_presets_and_cli_config():
     assert cfg.preset == "cpu" and cfg.ssl_epochs == 3 and cfg.image_size == 64
     with pytest.raises(ValueError, match="unknown SSL methods"):
         CovidSSLConfig.smoke(methods=("mocov3",))
+
+
+def test_transfer_and_ours_run_when_a_weights_file_is_given(shared_data, data, tmp_path):
+    """A pre-trained backbone file (here a tiny CNN's) turns the skipped rows into numbers."""
+    shared_data("covid_radiography")
+    from kerassev.models.backbones import build_backbone
+
+    weights = tmp_path / "pretrained.weights.h5"
+    build_backbone("tiny_cnn", input_shape=(32, 32, 3)).save_weights(weights)
+    cfg = CovidSSLConfig.smoke(
+        methods=("cross",), baselines=("transfer",), low_shot=(1.0,), finetune_epochs=1,
+        last_epochs=1, linear_probe=False, bootstrap_resamples=50, imagenet_weights=str(weights),
+    )  # fmt: skip
+    result = reproduce_covid_ssl(cfg, tmp_path / "runs", data=data, export=False)
+    t2 = result.table2.set_index("key")
+    assert list(t2.index) == ["ours", "transfer", "cross"] and not result.skipped
+    assert (t2["note"] == "").all()

@@ -71,13 +71,14 @@ class CovidSSLResult:
 
 def resolve_imagenet(config: CovidSSLConfig) -> tuple[str | None, str | None]:
     """(weights for ``build_backbone``, reason to skip). Offline, only a local file or the
-    Keras cache's ResNet-50 notop file will do; no download is attempted here."""
-    if config.backbone != "resnet50":
-        return None, f"no ImageNet weights for backbone {config.backbone!r}"
+    Keras cache's ResNet-50 notop file will do; no download is attempted here. A given file is
+    used for any backbone it fits (tests pass a tiny CNN's weights)."""
     if config.imagenet_weights:
         if not Path(config.imagenet_weights).is_file():
             return None, f"weights file {config.imagenet_weights} does not exist"
         return str(config.imagenet_weights), None
+    if config.backbone != "resnet50":
+        return None, f"no ImageNet weights for backbone {config.backbone!r}"
     if any((d / RESNET50_NOTOP_FILE).is_file() for d in keras_weights_cache()):
         return "imagenet", None
     return None, f"no ImageNet ResNet-50 weights offline: pass --weights {RESNET50_NOTOP_FILE}"
