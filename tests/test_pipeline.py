@@ -146,7 +146,7 @@ def test_pad_mode_and_config_validation(files):
     with pytest.raises(ValueError, match="channels=1"):
         PipelineConfig(preprocessing="xrv", channels=3)
     with pytest.raises(ValueError, match="resize_mode"):
-        PipelineConfig(resize_mode="stretch")
+        PipelineConfig(resize_mode="squash")
     with pytest.raises(ValueError, match="not both"):
         PipelineConfig(two_view_policy="mrale", augment_policy="mrale")
 
