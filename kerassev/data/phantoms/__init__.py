@@ -1,8 +1,9 @@
 """Synthetic phantoms, one module per modality, deterministic by seed.
 
 * :mod:`.cxr` -- frontal chest X-rays with known mRALE / Cohen labels and opacity masks (papers 01, 03).
+* :mod:`.lus` -- longitudinal lung-ultrasound clips following hidden S/F trajectories (paper 02).
 
-Lung ultrasound (paper 02) and CT (paper 05) phantoms get a module each beside it.
+CT (paper 05) phantoms get a module beside them.
 """
 
 from kerassev.data.phantoms.cxr import (
@@ -24,6 +25,13 @@ from kerassev.data.phantoms.cxr import (
     sample_subscores,
     write_phantom_dataset,
 )
+from kerassev.data.phantoms.lus import (
+    LusPhantomCohort,
+    make_lus_cohort,
+    render_lus_clip,
+    sample_trajectories,
+    severity_from_sf,
+)
 
 __all__ = [
     "SUBSCORE_COLUMNS",
@@ -43,4 +51,9 @@ __all__ = [
     "make_phantom_cohort",
     "COHEN_METADATA_COLUMNS",
     "write_phantom_dataset",
+    "LusPhantomCohort",
+    "make_lus_cohort",
+    "render_lus_clip",
+    "sample_trajectories",
+    "severity_from_sf",
 ]
