@@ -31,6 +31,7 @@ from kerassev.data.phantoms.lus import (
     render_lus_clip,
     sample_trajectories,
     severity_from_sf,
+    write_lus_inhouse_layout,
 )
 
 __all__ = [
@@ -56,4 +57,5 @@ __all__ = [
     "render_lus_clip",
     "sample_trajectories",
     "severity_from_sf",
+    "write_lus_inhouse_layout",
 ]

@@ -159,6 +159,24 @@ def make_lus_cohort(
     return LusPhantomCohort(clips, table)
 
 
+def write_lus_inhouse_layout(root, cohort: LusPhantomCohort, *, fps: int = 20) -> pd.DataFrame:
+    """Write ``cohort`` in the in-house layout (``data_manifests/lus_inhouse.template.yaml``):
+    ``scans.csv`` and ``videos/<patient>/<date>_v<visit>.mp4``. Returns the CSV's table."""
+    from pathlib import Path
+
+    from kerassev.io.video import write_video
+
+    root = Path(root)
+    rows = []
+    for clip, row in zip(cohort.clips, cohort.table.itertuples(index=False), strict=True):
+        video = f"{row.patient_id}/{row.visit_date}_v{row.visit}.mp4"
+        write_video(root / "videos" / video, clip, fps=fps)
+        rows.append((row.patient_id, row.visit_date, video, row.sf_ratio))
+    table = pd.DataFrame(rows, columns=["patient_id", "visit_date", "video", "sf_ratio"])
+    table.to_csv(root / "scans.csv", index=False)
+    return table
+
+
 __all__ = [
     "LUS_PHANTOM_COLUMNS",
     "SF_HEALTHY",
@@ -168,4 +186,5 @@ __all__ = [
     "render_lus_clip",
     "sample_trajectories",
     "severity_from_sf",
+    "write_lus_inhouse_layout",
 ]
