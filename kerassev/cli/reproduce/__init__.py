@@ -10,7 +10,7 @@ import argparse
 import importlib
 
 # Sub-command modules, in help order (paper 01, 03, then the papers still to come).
-PAPER_MODULES = ["mrale", "cohen"]
+PAPER_MODULES = ["mrale", "cohen", "learner"]
 
 
 def register(subparsers) -> None:
