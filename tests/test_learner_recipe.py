@@ -88,3 +88,19 @@ def test_tiny_run_writes_table_rows_and_fig1(tmp_path):
     assert (run / "figures" / "fig1_cosine_distance.png").is_file()
     assert (run / "tables" / "learner_table.md").read_text().count("MSE+CL (TSM)") == 1
     assert result.run.info["completed"]
+
+
+def test_finished_pretraining_stage_is_loaded_not_retrained(tmp_path):
+    from kerassev.recipes.learner.pretrain import embed, pretrain_row
+    from kerassev.runs import RunFolder
+
+    config = LearnerConfig.smoke(
+        phantom_patients=6, phantom_visits=(2, 2), n_frames=2, frame_size=16, width=4, epochs=1
+    )
+    data = phantom_data(config)
+    run = RunFolder.create(tmp_path, "learner-test", config=config, seed=0)
+    idx = np.arange(len(data.table))
+    first = embed(pretrain_row("tsm_cl", data, idx, config, run, stage_prefix="t"), data)
+    assert run.stage_done("t/tsm_cl")
+    again = embed(pretrain_row("tsm_cl", data, idx, config, run, stage_prefix="t"), data)
+    np.testing.assert_allclose(first, again, atol=1e-5)

@@ -51,6 +51,7 @@ class LearnerConfig:
     lr: float = 1e-3
     epochs: int = 100
     head_hidden: int = 128
+    monitor_val: bool = True  # validation loss per epoch on the val patients (logs only)
     cl_weight: float = 1.0  # the paper adds the two losses unweighted
     eps: float = 1e-6
     # downstream 3-way MLP (§3.3); the paper gives no schedule
@@ -85,12 +86,13 @@ class LearnerConfig:
             n_frames=4,
             frame_size=32,
             width=8,
-            epochs=3,
+            epochs=2,
             head_hidden=32,
-            pair_epochs=60,
+            monitor_val=False,
+            pair_epochs=30,
             n_boot=200,
             phantom_rows=("tsm_mse", "tsm_cl", "tsm_wcl", "2d_cl"),
-            phantom_patients=30,
+            phantom_patients=24,
             phantom_visits=(3, 4),
             preset="smoke",
         )

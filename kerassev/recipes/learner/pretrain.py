@@ -61,7 +61,7 @@ def pretrain_row(
         m.compile(keras.optimizers.Adam(schedule))
 
     val = None
-    if val_idx is not None and len(val_idx) >= 2:
+    if config.monitor_val and val_idx is not None and len(val_idx) >= 2:
         val = (data.inputs(val_idx), z[val_idx])
     model(data.inputs(train_idx[:2]))  # build before a resume loads weights
     fit_stage(
