@@ -87,3 +87,17 @@ def test_adni_layout_round_trip(tmp_path):
     bad.write_bytes(b"not a volume")
     with pytest.raises(NiftiReadError, match="bad.nii.gz"):
         read_nifti_clip(bad)
+
+
+def test_recipe_skips_and_reports_a_corrupt_video(tmp_path):
+    from kerassev.recipes.learner import LearnerConfig
+    from kerassev.recipes.learner.data import inhouse_data
+
+    cohort = make_lus_cohort(3, visits=(2, 2), n_frames=2, size=16, seed=0)
+    table = write_lus_inhouse_layout(tmp_path, cohort)
+    bad = tmp_path / "videos" / table["video"][0]
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated
+    config = LearnerConfig.smoke(n_frames=2, frame_size=16)
+    data = inhouse_data(config, tmp_path)
+    assert len(data.table) == len(table) - 1 == len(data.clips)
+    assert list(data.skipped) == [str(bad)]
