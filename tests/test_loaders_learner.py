@@ -83,6 +83,12 @@ def test_adni_layout_round_trip(tmp_path):
     assert (table.groupby("patient_id")["visit_month"].diff().dropna() > 0).all()
     clip = read_nifti_clip(table["path"][0], 4, size=16)
     assert clip.shape == (1, 4, 16, 16) and clip.min() >= 0 and clip.max() <= 1
+    from kerassev.recipes.learner import LearnerConfig
+    from kerassev.recipes.learner.data import inhouse_data
+
+    data = inhouse_data(LearnerConfig.smoke(n_frames=4, frame_size=16), tmp_path, "adni")
+    assert data.clips.shape == (6, 4, 16, 16) and data.hs_name == "MMSE"
+    assert data.label_mode == "threshold"  # MMSE has no bins in the paper
     bad = tmp_path / "bad.nii.gz"
     bad.write_bytes(b"not a volume")
     with pytest.raises(NiftiReadError, match="bad.nii.gz"):

@@ -23,7 +23,7 @@ from kerassev.runs import RunFolder
 from kerassev.stats.tables import to_markdown, write_table
 
 from . import figures
-from .config import PAPER_LUS, ROWS, LearnerConfig
+from .config import PAPER_ADNI, PAPER_LUS, ROWS, LearnerConfig
 from .data import ClipData, inhouse_data, phantom_data, pocus_data
 from .evaluate import (
     check_no_leakage,
@@ -91,6 +91,7 @@ def _longitudinal(data: ClipData, config, run, verbose, rows, preds, embeddings)
         else data.source.split(" (")[0]
     )
     task = "3-way change, consecutive scans of test patients"
+    paper = PAPER_ADNI if data.hs_name == "MMSE" else PAPER_LUS  # the paper's LUS or ADNI table
     for row in config.phantom_rows:
         started = time.perf_counter()
         enc = pretrain_row(
@@ -100,7 +101,7 @@ def _longitudinal(data: ClipData, config, run, verbose, rows, preds, embeddings)
         emb = embeddings[row] = embed(enc, data)
         scores, p = pair_task(emb, data, fit_idx, split["test"], config)
         preds[f"longitudinal_{row}"] = p
-        rows.append(_row(name, task, ROWS[row][0], scores, PAPER_LUS.get(row)))
+        rows.append(_row(name, task, ROWS[row][0], scores, paper.get(row)))
         _summary_line(f"{name} {ROWS[row][0]}", scores, time.perf_counter() - started)
     scores, p = pair_task(
         embed(random_encoder("tsm_mse", config), data), data, fit_idx, split["test"], config
