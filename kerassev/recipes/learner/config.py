@@ -52,6 +52,9 @@ class LearnerConfig:
     epochs: int = 100
     head_hidden: int = 128
     monitor_val: bool = True  # validation loss per epoch on the val patients (logs only)
+    # Tracing the TSM train step costs ~18 s on 2 CPUs, more than a smoke stage's dozen steps
+    # take eagerly; the smoke preset therefore runs eagerly (same maths, no graph).
+    run_eagerly: bool = False
     cl_weight: float = 1.0  # the paper adds the two losses unweighted
     eps: float = 1e-6
     # downstream 3-way MLP (§3.3); the paper gives no schedule
@@ -89,6 +92,7 @@ class LearnerConfig:
             epochs=2,
             head_hidden=32,
             monitor_val=False,
+            run_eagerly=True,
             pair_epochs=30,
             n_boot=200,
             phantom_rows=("tsm_mse", "tsm_cl", "tsm_wcl", "2d_cl"),

@@ -31,9 +31,9 @@ def distance_summary(distances: dict[str, pd.DataFrame]) -> pd.DataFrame:
             {
                 "comparator": name,
                 "pairs": len(d),
-                "mean distance": d.mean(),
-                "std distance": d.std(),
-                "IQR distance": q3 - q1,
+                "mean distance": float(d.mean()),
+                "std distance": float(d.std()),
+                "IQR distance": float(q3 - q1),
                 "Spearman rho (distance, |label diff|)": rho,
             }
         )

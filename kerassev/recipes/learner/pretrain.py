@@ -58,7 +58,7 @@ def pretrain_row(
 
     def compile_fn(m):
         schedule = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=max(1, steps))
-        m.compile(keras.optimizers.Adam(schedule))
+        m.compile(keras.optimizers.Adam(schedule), run_eagerly=config.run_eagerly)
 
     val = None
     if config.monitor_val and val_idx is not None and len(val_idx) >= 2:
