@@ -44,7 +44,8 @@ class LearnerConfig:
     # clips (§3.1): TSM's 8 frames; the paper gives no frame size, 112 keeps CPU runs feasible
     n_frames: int = 8
     frame_size: int = 112
-    sampling: str = "uniform"  # uniform over the video, or "sliding" windows
+    # One clip a video, frames uniform over it (TSM's test-time sampling); sliding windows are
+    # available in kerassev.io.video (ClipReader(mode="sliding")) but not used by this recipe.
     width: int = 64  # ResNet-18 base channels (64 = the standard network)
     # pre-training (Algorithm 1, Table 2): batch 8, Adam 1e-3, cosine annealing, 100 epochs
     batch_size: int = 8
@@ -124,7 +125,7 @@ class LearnerConfig:
 
     def describe(self) -> str:
         return (
-            f"preset={self.preset}, {self.n_frames} frames x {self.frame_size}px ({self.sampling}), "
+            f"preset={self.preset}, {self.n_frames} frames x {self.frame_size}px (uniform), "
             f"ResNet-18 width {self.width}, batch {self.batch_size}, Adam {self.lr} cosine, "
             f"{self.epochs} pre-training epochs, pair MLP {self.pair_epochs} epochs, "
             f"labels by {self.label_mode}, seed {self.seed}"
