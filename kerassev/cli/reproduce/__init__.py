@@ -10,7 +10,7 @@ import argparse
 import importlib
 
 # Sub-command modules, in help order (paper 01, 03, then the papers still to come).
-PAPER_MODULES = ["mrale", "cohen", "covid_ssl", "ct_lesions"]
+PAPER_MODULES = ["mrale", "learner", "cohen", "covid_ssl", "ct_lesions"]
 
 
 def register(subparsers) -> None:

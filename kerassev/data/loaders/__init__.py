@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from kerassev import config
+from kerassev.data.loaders.adni import load_adni
 from kerassev.data.loaders.covid_chestxray import load_covid_chestxray
 from kerassev.data.loaders.covid_radiography import load_covid_radiography
 from kerassev.data.loaders.covidx_ct import load_covidx_ct
@@ -17,6 +18,7 @@ from kerassev.data.loaders.cxr_lesion_masks import (
     load_cxr_lesion_masks,
     load_cxr_mask_boxes,
 )
+from kerassev.data.loaders.lus_inhouse import load_lus_inhouse
 from kerassev.data.loaders.lus_pocus import load_lus_pocus
 from kerassev.data.loaders.midrc_mrale import load_midrc_labels, load_midrc_mrale
 
@@ -29,6 +31,8 @@ LOADERS: dict[str, Callable[..., pd.DataFrame]] = {
     "ct_lesions": load_ct_lesions,
     "lus_pocus": load_lus_pocus,
     "cxr_lesion_masks": load_cxr_lesion_masks,
+    "lus_inhouse.template": load_lus_inhouse,  # paper 02 layout
+    "adni.template": load_adni,  # paper 02 layout
 }
 
 
@@ -57,6 +61,8 @@ def load_or_skip(name: str, **kwargs) -> pd.DataFrame | None:
 
 __all__ = [
     "LOADERS",
+    "load_adni",
+    "load_lus_inhouse",
     "load_or_skip",
     "assemble_mask",
     "load_covid_chestxray",

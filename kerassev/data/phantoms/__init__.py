@@ -3,11 +3,13 @@
 * :mod:`.cxr` -- frontal chest X-rays with known mRALE / Cohen labels and opacity masks (papers 01,
   03); their labels in :mod:`.cxr_labels` (sampled from ``midrc_subscores.csv``, package data),
   written as MIDRC / Cohen data sets by :mod:`.cxr_files`.
+* :mod:`.lus` -- longitudinal lung-ultrasound clips following hidden S/F trajectories (paper 02).
+* :mod:`.ct` -- axial CT slices: COVID-like, common-pneumonia-like and normal, with lesion maps
+  (paper 05).
 * :mod:`.drawing` -- seeded draws, smooth fields and pose coordinates every modality shares.
-
-Lung ultrasound (paper 02) and CT (paper 05) phantoms get a module each beside them.
 """
 
+from kerassev.data.phantoms.ct import CT_KINDS, CtPhantom, ct_phantom, ct_phantom_set
 from kerassev.data.phantoms.cxr import (
     DENSITY_FILL,
     EXTENT_FRACTION,
@@ -32,6 +34,14 @@ from kerassev.data.phantoms.cxr_labels import (
     sample_subscores,
     subscore_table,
 )
+from kerassev.data.phantoms.lus import (
+    LusPhantomCohort,
+    make_lus_cohort,
+    render_lus_clip,
+    sample_trajectories,
+    severity_from_sf,
+    write_lus_inhouse_layout,
+)
 
 __all__ = [
     "SUBSCORE_COLUMNS",
@@ -52,4 +62,14 @@ __all__ = [
     "make_phantom_cohort",
     "COHEN_METADATA_COLUMNS",
     "write_phantom_dataset",
+    "LusPhantomCohort",
+    "make_lus_cohort",
+    "render_lus_clip",
+    "sample_trajectories",
+    "severity_from_sf",
+    "write_lus_inhouse_layout",
+    "CT_KINDS",
+    "CtPhantom",
+    "ct_phantom",
+    "ct_phantom_set",
 ]
