@@ -98,6 +98,10 @@ class MraleConfig:
     # deleted once its out-of-fold predictions are saved; fold 0's final weights are kept in
     # models/ for the export. True keeps every checkpoint (about 7 GB for the smoke preset).
     keep_fold_checkpoints: bool = False
+    # auto | float32 | bfloat16 | float16 (kerassev.precision): auto is bf16 on AMX/AVX512-BF16
+    # CPUs, mixed_float16 on tensor-core GPUs, float32 otherwise. Smoke runs use float32, so CI
+    # numbers are the same on every machine; bf16 numerics are tested on their own.
+    precision: str = "auto"
     preset: str = "paper"
 
     @classmethod
@@ -123,6 +127,7 @@ class MraleConfig:
             finetune_epochs=1,
             scratch_epochs=3,
             gradcam_max_images=16,
+            precision="float32",
             preset="smoke",
         )
         return dataclasses.replace(smoke, **overrides)
