@@ -114,7 +114,7 @@ class MraleConfig:
         shape are kept. One epoch count grows: ``head_epochs`` 20 -> 30, because ~100 phantom
         images give a fold only ~5 head steps per epoch of batch 16 (the paper's 2,599 images
         at batch 32: ~65), and the head trains on precomputed embeddings, so the extra epochs
-        cost little."""
+        cost little. Precision is pinned to float32 (see ``precision``)."""
         smoke = dataclasses.replace(
             cls(),
             image_size=64,
