@@ -14,6 +14,9 @@ statistics (:mod:`kerassev.models.batch_norm`), collapse monitor and metrics are
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,8 +78,48 @@ def resolve_precision(
     return PrecisionChoice(setting, "float32", "no tensor-core GPU and no bf16 CPU instructions")
 
 
+_active: PrecisionChoice | None = None
+
+
 def apply_precision(setting: str = "auto") -> PrecisionChoice:
     """Resolve ``setting`` and make it Keras' global dtype policy (call before building models)."""
+    global _active
     choice = resolve_precision(setting)
     keras.mixed_precision.set_global_policy(choice.policy)
+    _active = choice
     return choice
+
+
+def active_precision() -> dict[str, str]:
+    """What the current Keras policy is and why (what run folders record)."""
+    policy = keras.mixed_precision.global_policy().name
+    if _active is not None and _active.policy == policy:
+        return _active.to_dict()
+    return PrecisionChoice(
+        "float32" if policy == "float32" else policy, policy, "Keras global policy"
+    ).to_dict()
+
+
+@contextlib.contextmanager
+def precision_scope(setting: str = "auto") -> Iterator[PrecisionChoice]:
+    """Apply ``setting`` for the block, then restore the previous policy (so a recipe run inside
+    a notebook or test leaves the process as it found it)."""
+    global _active
+    previous, previous_active = keras.mixed_precision.global_policy(), _active
+    try:
+        yield apply_precision(setting)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+        _active = previous_active
+
+
+def runs_in_configured_precision(fn):
+    """Decorator for a recipe entry point whose first argument is a config with ``precision``:
+    the run builds and trains its models under that policy and restores the previous one."""
+
+    @functools.wraps(fn)
+    def wrapper(config, *args, **kwargs):
+        with precision_scope(getattr(config, "precision", "auto")):
+            return fn(config, *args, **kwargs)
+
+    return wrapper

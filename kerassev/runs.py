@@ -102,6 +102,7 @@ class RunFolder:
             "seed": seed,
             "config": _jsonable(config),
             "versions": package_versions(),
+            "precision": [_active_precision()],
             "git_commit": _git_commit(),
             "command": sys.argv,
             "started": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -141,6 +142,7 @@ class RunFolder:
         if info.get("completed"):
             raise RunError(f"--resume: {path} already completed at {info['completed']}")
         info.setdefault("resumed", []).append(_dt.datetime.now().isoformat(timespec="seconds"))
+        info.setdefault("precision", []).append(_active_precision())  # another machine may differ
         run = cls(path, info)
         run.save()
         return run
@@ -205,3 +207,9 @@ class RunFolder:
     def describe(self) -> str:
         """One line naming the run, for captions of every printed table and figure."""
         return f"run {self.path.name} (kind={self.info['kind']}, seed={self.info['seed']})"
+
+
+def _active_precision() -> dict[str, str]:
+    from kerassev.precision import active_precision  # lazy: importing Keras is slow
+
+    return active_precision()

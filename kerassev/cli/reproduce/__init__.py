@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from kerassev.precision import PRECISIONS
+
 # Sub-command modules, in help order (paper 01, 03, then the papers still to come).
 PAPER_MODULES = ["mrale", "learner", "cohen", "covid_ssl", "ct_lesions"]
 
@@ -44,9 +46,31 @@ def add_common_arguments(
     p.add_argument(
         "--set",
         dest="overrides",
+        action="extend",
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
         help="override preset values (dotted keys for nested settings), e.g. --set image_size=128",
     )
+    p.add_argument(
+        "--precision",
+        dest="overrides",
+        action=_AppendSetting,
+        setting="precision",
+        choices=PRECISIONS,
+        help="numeric precision (default: the preset's; auto = bf16 on AMX/AVX512-BF16 CPUs, "
+        "mixed float16 on tensor-core GPUs, else float32); same as --set precision=...",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0)
+
+
+class _AppendSetting(argparse.Action):
+    """``--precision X`` as shorthand for ``--set precision=X`` (one path into the config)."""
+
+    def __init__(self, option_strings, dest, setting: str, **kwargs):
+        self.setting = setting
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        current = list(getattr(namespace, self.dest, None) or [])
+        setattr(namespace, self.dest, [*current, f"{self.setting}={value}"])

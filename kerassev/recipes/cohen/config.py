@@ -189,6 +189,10 @@ class CohenConfig:
     figure_row: str = "auto"  # "<encoder>/<feature set>", or auto (see choose_figure_row)
     saliency_examples: int = 2  # well- and badly-predicted held-out images each
     tsne_perplexity: float = 30.0
+    # auto | float32 | bfloat16 | float16 (kerassev.precision): auto is bf16 on AMX/AVX512-BF16
+    # CPUs, mixed_float16 on tensor-core GPUs, float32 otherwise. Smoke runs use float32, so CI
+    # numbers are the same on every machine; bf16 numerics are tested on their own.
+    precision: str = "auto"
 
     @classmethod
     def paper(cls, **overrides) -> CohenConfig:
@@ -199,6 +203,7 @@ class CohenConfig:
         """Small images and a 2-epoch SimSiam; the 50 splits stay (OLS is cheap)."""
         base = cls(
             preset="smoke",
+            precision="float32",
             resnet_image_size=64,
             ssl=SSLConfig(image_size=64, epochs=2, batch_size=32),
         )

@@ -17,6 +17,7 @@ import pandas as pd
 
 from kerassev.evaluation.linear_probe import fit_ols
 from kerassev.plots import predicted_vs_true, save_figure
+from kerassev.precision import runs_in_configured_precision
 from kerassev.runs import RunFolder
 from kerassev.stats.tables import to_markdown
 
@@ -36,6 +37,7 @@ from .table import (
 )
 
 
+@runs_in_configured_precision
 def reproduce(
     config: CohenConfig,
     out: str | Path,

@@ -80,6 +80,10 @@ class CovidSSLConfig:
     imagenet_weights: str | None = None  # local ResNet-50 notop file for Transfer and Ours
     linear_probe: bool = True
     bootstrap_resamples: int = 1000
+    # auto | float32 | bfloat16 | float16 (kerassev.precision): auto is bf16 on AMX/AVX512-BF16
+    # CPUs, mixed_float16 on tensor-core GPUs, float32 otherwise. Smoke runs use float32, so CI
+    # numbers are the same on every machine; bf16 numerics are tested on their own.
+    precision: str = "auto"
 
     @classmethod
     def paper(cls, **overrides) -> CovidSSLConfig:
@@ -104,6 +108,7 @@ class CovidSSLConfig:
             low_shot=(0.1, 1.0),
             low_shot_methods=("cross", "scratch"),
             bootstrap_resamples=200,
+            precision="float32",
         )
         return dataclasses.replace(base, **overrides)
 

@@ -24,6 +24,7 @@ from kerassev.exports import ExportMetadata, check_exports, export_model
 from kerassev.models.backbones import RESNET50_NOTOP_FILE, keras_weights_cache
 from kerassev.models.ssl import backbone_of
 from kerassev.plots import save_figure
+from kerassev.precision import runs_in_configured_precision
 from kerassev.recipes.ssl_pretraining import (
     build_ssl_encoder,
     network_inputs,
@@ -199,6 +200,7 @@ def _probe(config, data, run, sources, x):
     return out
 
 
+@runs_in_configured_precision
 def reproduce_covid_ssl(
     config: CovidSSLConfig,
     out: str | Path,

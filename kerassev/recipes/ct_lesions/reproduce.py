@@ -18,6 +18,7 @@ import tensorflow as tf
 from kerassev.data.instances import class_names
 from kerassev.models.detection import MaskRCNN
 from kerassev.plots import save_figure
+from kerassev.precision import runs_in_configured_precision
 from kerassev.runs import RunFolder
 from kerassev.stats.tables import to_markdown
 from kerassev.training import discard_stage_checkpoints, fit_stage, read_stage_log
@@ -47,6 +48,7 @@ def _compile(config: CtLesionsConfig):
     return compile_fn
 
 
+@runs_in_configured_precision
 def reproduce(
     config: CtLesionsConfig, out: str | Path, *, resume: bool = False, verbose: int = 0
 ) -> dict:

@@ -98,6 +98,10 @@ class MraleConfig:
     # deleted once its out-of-fold predictions are saved; fold 0's final weights are kept in
     # models/ for the export. True keeps every checkpoint (about 7 GB for the smoke preset).
     keep_fold_checkpoints: bool = False
+    # auto | float32 | bfloat16 | float16 (kerassev.precision): auto is bf16 on AMX/AVX512-BF16
+    # CPUs, mixed_float16 on tensor-core GPUs, float32 otherwise. Smoke runs use float32, so CI
+    # numbers are the same on every machine; bf16 numerics are tested on their own.
+    precision: str = "auto"
     preset: str = "paper"
 
     @classmethod
@@ -110,7 +114,7 @@ class MraleConfig:
         shape are kept. One epoch count grows: ``head_epochs`` 20 -> 30, because ~100 phantom
         images give a fold only ~5 head steps per epoch of batch 16 (the paper's 2,599 images
         at batch 32: ~65), and the head trains on precomputed embeddings, so the extra epochs
-        cost little."""
+        cost little. Precision is pinned to float32 (see ``precision``)."""
         smoke = dataclasses.replace(
             cls(),
             image_size=64,
@@ -123,6 +127,7 @@ class MraleConfig:
             finetune_epochs=1,
             scratch_epochs=3,
             gradcam_max_images=16,
+            precision="float32",
             preset="smoke",
         )
         return dataclasses.replace(smoke, **overrides)

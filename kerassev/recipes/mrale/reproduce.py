@@ -26,6 +26,7 @@ from kerassev.models.backbones import (
     can_download_weights,
 )
 from kerassev.plots import predicted_vs_true, save_figure
+from kerassev.precision import runs_in_configured_precision
 from kerassev.recipes.ssl_pretraining import network_inputs, pretrain_in_run
 from kerassev.runs import RunFolder
 from kerassev.stats.significance import ERROR_KINDS, paired_tests, paired_tests_on_predictions
@@ -152,6 +153,7 @@ def resolve_imagenet_weights(weights: str | None) -> tuple[str | None, str | Non
     )
 
 
+@runs_in_configured_precision
 def reproduce_mrale(
     config: MraleConfig,
     out: str | Path,
