@@ -20,6 +20,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from kerassev.models.detection.heads import _flat, _restore
+
 
 class MaskSieve(keras.layers.Layer):
     """``stages`` x (conv 2x2/2 -> BN -> ReLU -> transposed conv 2x2/2): same shape out."""
@@ -47,8 +49,7 @@ class MaskSieve(keras.layers.Layer):
         self.built = True
 
     def call(self, x, training=False):
-        lead = tf.shape(x)[:-3]
-        y = tf.reshape(x, (-1, *x.shape[-3:]))  # every RoI processed alone, as in RoI heads
+        y, lead = _flat(x)  # every RoI processed alone, as in the RoI heads
         for block in self.blocks:
             for layer in block:
                 y = (
@@ -56,7 +57,7 @@ class MaskSieve(keras.layers.Layer):
                     if isinstance(layer, layers.BatchNormalization)
                     else layer(y)
                 )
-        return tf.reshape(y, tf.concat([lead, tf.shape(y)[1:]], axis=0))
+        return _restore(y, lead)
 
     def get_config(self):
         return {**super().get_config(), "stages": self.stages}

@@ -14,10 +14,9 @@ from __future__ import annotations
 import math
 
 import keras
-import tensorflow as tf
 from keras import layers
 
-from kerassev.models.detection.heads import BoxHead, BoxPredictor, MaskHead
+from kerassev.models.detection.heads import BoxHead, BoxPredictor, MaskHead, _flat, _restore
 
 
 class ClassificationBranch(keras.layers.Layer):
@@ -53,10 +52,8 @@ class MaskFeatures(keras.layers.Layer):
         )
 
     def call(self, rois):
-        x = self.head(rois)
-        lead = tf.shape(x)[:-3]
-        y = self.deconv(tf.reshape(x, (-1, *x.shape[-3:])))
-        return tf.reshape(y, tf.concat([lead, tf.shape(y)[1:]], axis=0))
+        x, lead = _flat(self.head(rois))
+        return _restore(self.deconv(x), lead)
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels}
