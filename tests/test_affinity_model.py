@@ -78,8 +78,17 @@ def test_affinity_model_trains_on_ct_phantoms():
     assert np.all((out["class_probs"].numpy() >= 0) & (out["class_probs"].numpy() <= 1))
 
 
-def test_affinity_model_config_round_trip():
+def test_affinity_model_config_and_weights_round_trip(tmp_path):
     model = tiny_model(affinities=64)
     clone = AffinityMaskRCNN.from_config(model.get_config())
     assert clone.affinity_config == model.affinity_config
     assert tuple(clone.affinity.w1.shape) == (8, 64)
+    assert not np.array_equal(clone.affinity.w1.numpy(), model.affinity.w1.numpy())
+    path = tmp_path / "affinity.weights.h5"
+    model.save_weights(path)
+    clone.load_weights(path)
+    np.testing.assert_array_equal(clone.affinity.w1.numpy(), model.affinity.w1.numpy())
+    np.testing.assert_array_equal(
+        clone.classification_branch.head.fc6.kernel.numpy(),
+        model.classification_branch.head.fc6.kernel.numpy(),
+    )
