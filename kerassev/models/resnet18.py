@@ -14,6 +14,8 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from kerassev.models.batch_norm import FusedBatchNormalization
+
 STAGE_BLOCKS = (2, 2, 2, 2)
 
 
@@ -21,7 +23,7 @@ def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool = 
     x = layers.Conv2D(
         filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv"
     )(x)
-    x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 

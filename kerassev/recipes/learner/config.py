@@ -77,6 +77,10 @@ class LearnerConfig:
     pocus_rows: tuple[str, ...] = ("tsm_mse", "tsm_cl")
     pocus_test_fraction: float = 0.3
     seed: int = 0
+    # auto | float32 | bfloat16 | float16 (kerassev.precision): auto is bf16 on AMX/AVX512-BF16
+    # CPUs, mixed_float16 on tensor-core GPUs, float32 otherwise. Smoke runs use float32, so CI
+    # numbers are the same on every machine; bf16 numerics are tested on their own.
+    precision: str = "auto"
     preset: str = "paper"
 
     @classmethod
@@ -99,6 +103,7 @@ class LearnerConfig:
             phantom_rows=("tsm_mse", "tsm_cl", "tsm_wcl", "2d_cl"),
             phantom_patients=24,
             phantom_visits=(3, 4),
+            precision="float32",
             preset="smoke",
         )
         return dataclasses.replace(smoke, **overrides)

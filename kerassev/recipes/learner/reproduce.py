@@ -19,6 +19,7 @@ import pandas as pd
 
 from kerassev import config as kconfig
 from kerassev.plots import save_figure
+from kerassev.precision import runs_in_configured_precision
 from kerassev.runs import RunFolder
 from kerassev.stats.tables import to_markdown, write_table
 
@@ -145,6 +146,7 @@ def _pocus(data: ClipData, config, run, verbose, rows, preds):
     rows.append(_row(name, probe, "majority class (control)", majority))
 
 
+@runs_in_configured_precision
 def reproduce_learner(
     config: LearnerConfig,
     out: str | Path,
