@@ -78,9 +78,20 @@ def _peak_memory_mib(device):
 
 
 def run_one(
-    size, batch, xla, *, steps, warmup, projection_dim, freeze_backbone, device, fused_bn=True
+    size,
+    batch,
+    xla,
+    *,
+    steps,
+    warmup,
+    projection_dim,
+    freeze_backbone,
+    device,
+    fused_bn=True,
+    policy="float32",
 ):
     keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy(policy)  # clear_session resets it to float32
     keras.utils.set_random_seed(0)
     if device.startswith("GPU"):
         tf.config.experimental.reset_memory_stats(device)
@@ -228,6 +239,7 @@ def main(argv=None):
             freeze_backbone=args.freeze_backbone,
             device=device,
             fused_bn=not args.plain_bn,
+            policy=choice.policy,
         )
         if args.json:
             print(json.dumps({**r, "policy": choice.policy}), flush=True)

@@ -9,7 +9,8 @@
 
 Mixed policies keep variables in float32 and compute in 16 bits; the suite's losses, batch-norm
 statistics (:mod:`kerassev.models.batch_norm`), collapse monitor and metrics are float32.
-:func:`resolve_precision` says what it chose and why, for the run folder.
+:func:`resolve_precision` says what it chose and why, for the run folder. Note that
+``keras.backend.clear_session()`` resets the global policy to float32: apply the policy after it.
 """
 
 from __future__ import annotations
