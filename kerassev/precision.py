@@ -21,8 +21,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import keras
-
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 _POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 _BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -84,6 +82,8 @@ _active: PrecisionChoice | None = None
 
 def apply_precision(setting: str = "auto") -> PrecisionChoice:
     """Resolve ``setting`` and make it Keras' global dtype policy (call before building models)."""
+    import keras  # here, not at the top: the CLI imports this module before TensorFlow is quiet
+
     global _active
     choice = resolve_precision(setting)
     keras.mixed_precision.set_global_policy(choice.policy)
@@ -93,6 +93,8 @@ def apply_precision(setting: str = "auto") -> PrecisionChoice:
 
 def active_precision() -> dict[str, str]:
     """What the current Keras policy is and why (what run folders record)."""
+    import keras
+
     policy = keras.mixed_precision.global_policy().name
     if _active is not None and _active.policy == policy:
         return _active.to_dict()
@@ -105,6 +107,8 @@ def active_precision() -> dict[str, str]:
 def precision_scope(setting: str = "auto") -> Iterator[PrecisionChoice]:
     """Apply ``setting`` for the block, then restore the previous policy (so a recipe run inside
     a notebook or test leaves the process as it found it)."""
+    import keras
+
     global _active
     previous, previous_active = keras.mixed_precision.global_policy(), _active
     try:

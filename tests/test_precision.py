@@ -129,3 +129,17 @@ def test_cli_precision_flag_reaches_every_recipe_config():
     assert config.precision == "bfloat16" and config.image_size == 32
     assert MraleConfig.paper().precision == CovidSSLConfig.paper().precision == "auto"
     assert MraleConfig.smoke().precision == "float32"  # CI numbers alike on every machine
+
+
+def test_building_the_cli_parser_imports_no_tensorflow():
+    """The CLI imports the precision choices before it silences TensorFlow (kerassev.quiet), so
+    this module must not import Keras at the top, or every command prints TF's banners."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from kerassev.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
