@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -31,24 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _device import device as find_device  # noqa: E402
+from _device import peak_memory_mib  # noqa: E402
 from detection_harness import two_lesion_batch  # noqa: E402
 
 from kerassev.models.detection import MaskRCNN, MaskRCNNConfig  # noqa: E402
 from kerassev.recipes.ct_lesions import CtLesionsConfig  # noqa: E402
-
-
-def _device():
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return "GPU:0", details.get("device_name", "GPU")
-    return "CPU", f"CPU ({platform.processor() or platform.machine()})"
-
-
-def _peak_memory_mib(device):
-    if device.startswith("GPU"):
-        return tf.config.experimental.get_memory_info(device)["peak"] / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def graph_flops(concrete) -> float:
@@ -128,7 +114,7 @@ def run_size(size: int, *, preset: str, steps: int, device: str) -> dict[str, fl
         "warmup_s": warm,
         "train_gflop": graph_flops(train.get_concrete_function(tensors)) / 1e9,
         "infer_gflop": graph_flops(infer.get_concrete_function(images)) / 1e9,
-        "peak_mib": _peak_memory_mib(device),
+        "peak_mib": peak_memory_mib(device),
     }
 
 
@@ -144,7 +130,7 @@ def main(argv=None):
         help="sizes also timed with the ct-lesions cpu preset's model (fewer RoIs, 32 mask slots)",
     )
     args = p.parse_args(argv)
-    device, name = _device()
+    device, name = find_device()
     peak = measured_peak()
     best = max(v[0] for v in peak.values())
     best_cpu = max(v[1] for v in peak.values())

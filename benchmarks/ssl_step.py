@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _device import device as find_device  # noqa: E402
+from _device import peak_memory_mib  # noqa: E402
 
 from kerassev.models.backbones import build_backbone  # noqa: E402
 from kerassev.models.heads import build_encoder, build_predictor  # noqa: E402
@@ -61,20 +62,6 @@ class _StepTimer(keras.callbacks.Callback):
             float(logs["loss"])  # forces the step to finish before the clock is read
         self.wall.append(time.perf_counter())
         self.cpu.append(time.process_time())
-
-
-def _device():
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return "GPU:0", details.get("device_name", "GPU")
-    return "CPU", f"CPU ({platform.processor() or platform.machine()})"
-
-
-def _peak_memory_mib(device):
-    if device.startswith("GPU"):
-        return tf.config.experimental.get_memory_info(device)["peak"] / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def run_one(
@@ -120,7 +107,7 @@ def run_one(
         "img_cpu_s": steps * batch / cpu if cpu > 0 else float("nan"),
         "step_ms": 1000 * wall / steps,
         "warmup_s": warm_s,
-        "peak_mib": _peak_memory_mib(device),
+        "peak_mib": peak_memory_mib(device),
     }
 
 
@@ -203,7 +190,7 @@ def main(argv=None):
         return compare_torch(args)
     choice = apply_precision(args.precision)
 
-    device, name = _device()
+    device, name = find_device()
     on_gpu = device.startswith("GPU")
     steps = args.steps or (20 if on_gpu else 2)
     warmup = max(1, args.warmup if args.warmup is not None else (3 if on_gpu else 1))

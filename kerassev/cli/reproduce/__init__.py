@@ -64,6 +64,18 @@ def add_common_arguments(
     p.add_argument("-v", "--verbose", action="count", default=0)
 
 
+def preset_config(args: argparse.Namespace, config_cls, **fields):
+    """``config_cls.from_preset(args.preset, **fields)`` with ``--set`` / ``--precision`` applied;
+    a bad value becomes one line and exit status 2."""
+    from kerassev.cli import UserError
+    from kerassev.recipes.overrides import apply_overrides
+
+    try:
+        return apply_overrides(config_cls.from_preset(args.preset, **fields), args.overrides)
+    except ValueError as err:
+        raise UserError(str(err)) from err
+
+
 class _AppendSetting(argparse.Action):
     """``--precision X`` as shorthand for ``--set precision=X`` (one path into the config)."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from kerassev.cli import UserError
-from kerassev.cli.reproduce import add_common_arguments, finish_run
+from kerassev.cli.reproduce import add_common_arguments, finish_run, preset_config
 
 
 def register(papers) -> argparse.ArgumentParser:
@@ -59,12 +59,7 @@ def config_from_args(args: argparse.Namespace):
         if args.splits < 1:
             raise UserError(f"--splits must be >= 1, got {args.splits}")
         overrides["n_splits"] = args.splits
-    from kerassev.recipes.overrides import apply_overrides
-
-    try:
-        return apply_overrides(CohenConfig.from_preset(args.preset, **overrides), args.overrides)
-    except ValueError as err:
-        raise UserError(str(err)) from err
+    return preset_config(args, CohenConfig, **overrides)
 
 
 def run_cohen(args: argparse.Namespace) -> int:

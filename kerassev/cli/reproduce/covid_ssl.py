@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from kerassev.cli import UserError
-from kerassev.cli.reproduce import add_common_arguments
+from kerassev.cli.reproduce import add_common_arguments, preset_config
 
 
 def register(papers) -> argparse.ArgumentParser:
@@ -32,7 +32,6 @@ def register(papers) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace):
     from kerassev.recipes.covid_ssl import CovidSSLConfig
-    from kerassev.recipes.overrides import apply_overrides
 
     overrides = {"seed": args.seed}
     for key, value in (
@@ -42,10 +41,7 @@ def config_from_args(args: argparse.Namespace):
     ):
         if value:
             overrides[key] = value
-    try:
-        return apply_overrides(CovidSSLConfig.from_preset(args.preset, **overrides), args.overrides)
-    except ValueError as err:
-        raise UserError(str(err)) from err
+    return preset_config(args, CovidSSLConfig, **overrides)
 
 
 def run_covid_ssl(args: argparse.Namespace) -> int:

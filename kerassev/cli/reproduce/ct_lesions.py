@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from kerassev.cli import UserError
-from kerassev.cli.reproduce import add_common_arguments
+from kerassev.cli.reproduce import add_common_arguments, preset_config
 
 
 def register(papers) -> argparse.ArgumentParser:
@@ -41,7 +41,6 @@ def register(papers) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace):
     from kerassev.recipes.ct_lesions import CtLesionsConfig
-    from kerassev.recipes.overrides import apply_overrides
 
     overrides = {"seed": args.seed, "data_root": args.data}
     if args.variant:
@@ -49,11 +48,7 @@ def config_from_args(args: argparse.Namespace):
     if args.weights:
         w = args.weights
         overrides["backbone_weights"] = None if w.lower() == "none" else w
-    try:
-        config = CtLesionsConfig.from_preset(args.preset, **overrides)
-        return apply_overrides(config, args.overrides)
-    except ValueError as err:
-        raise UserError(str(err)) from err
+    return preset_config(args, CtLesionsConfig, **overrides)
 
 
 def run_ct_lesions(args: argparse.Namespace) -> int:

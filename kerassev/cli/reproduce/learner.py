@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from kerassev.cli import UserError
-from kerassev.cli.reproduce import add_common_arguments
+from kerassev.cli.reproduce import add_common_arguments, preset_config
 
 
 def register(papers) -> None:
@@ -31,17 +32,11 @@ def run_learner(args: argparse.Namespace) -> int:
     from kerassev.config import DataNotFoundError
     from kerassev.data.table import TableError
     from kerassev.recipes.learner import LearnerConfig, reproduce_learner
-    from kerassev.recipes.overrides import apply_overrides
     from kerassev.runs import RunError
 
-    try:
-        config = apply_overrides(
-            LearnerConfig.from_preset(args.preset, seed=args.seed), args.overrides
-        )
-        if args.no_pocus:
-            config = apply_overrides(config, ["pocus=false"])
-    except ValueError as err:
-        raise UserError(str(err)) from err
+    config = preset_config(args, LearnerConfig, seed=args.seed)
+    if args.no_pocus:
+        config = dataclasses.replace(config, pocus=False)
     try:
         result = reproduce_learner(
             config,

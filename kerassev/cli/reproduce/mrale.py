@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kerassev.cli import UserError
-from kerassev.cli.reproduce import add_common_arguments, finish_run
+from kerassev.cli.reproduce import add_common_arguments, finish_run, preset_config
 
 
 def register(papers) -> None:
@@ -33,14 +33,7 @@ def run_mrale(args: argparse.Namespace) -> int:
 
     if (args.data is None) != (args.labels is None):
         raise UserError("--data and --labels go together (MIDRC images and their label CSV)")
-    from kerassev.recipes.overrides import apply_overrides
-
-    try:
-        config = apply_overrides(
-            MraleConfig.from_preset(args.preset, seed=args.seed), args.overrides
-        )
-    except ValueError as err:
-        raise UserError(str(err)) from err
+    config = preset_config(args, MraleConfig, seed=args.seed)
     try:
         result = reproduce_mrale(
             config,
