@@ -143,3 +143,11 @@ def test_building_the_cli_parser_imports_no_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_mask_rcnn_recipe_refuses_16_bit_precision_by_name():
+    from kerassev.recipes.ct_lesions import CtLesionsConfig
+
+    assert CtLesionsConfig.smoke().precision == "float32"
+    with pytest.raises(ValueError, match="Mask R-CNN recipe runs in float32 only"):
+        CtLesionsConfig.smoke(precision="bfloat16")
