@@ -99,3 +99,18 @@ def test_crop_layer_serialises():
     layer = RandomResizedCrop(20, scale=(0.3, 0.9), seed=4)
     clone = RandomResizedCrop.from_config(layer.get_config())
     assert clone.size == 20 and clone.scale == (0.3, 0.9)
+
+
+@pytest.mark.parametrize("policy", ["simsiam", "byol", "mrale"])
+def test_views_stay_float32_under_a_mixed_bfloat16_policy(policy):
+    # precision="auto" sets mixed_bfloat16 on AMX CPUs before the pipeline is built; the views
+    # must still be made in float32 (tf.image.crop_and_resize has no bf16 kernel).
+    from kerassev.precision import precision_scope
+
+    images = tf.random.uniform((2, 48, 48, 1), seed=0)
+    with precision_scope("bfloat16"):
+        augment = make_augmenter(policy, image_size=32, seed=0, channels=1)
+        views = tf.data.Dataset.from_tensors(images).map(lambda x: augment(x, training=True))
+        view = next(iter(views))
+    assert view.dtype == tf.float32
+    assert view.shape[1:3] == (32, 32) or policy == "mrale"

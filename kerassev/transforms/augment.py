@@ -37,6 +37,12 @@ import tensorflow as tf
 POLICIES = ("mrale", "simsiam", "byol", "covid_ssl")
 
 
+# Views are made in float32 whatever the global dtype policy: under mixed_bfloat16 the layers
+# would otherwise compute in bf16, which tf.image.crop_and_resize rejects and which would
+# quantise the views before the model's own cast.
+AUGMENT_DTYPE = "float32"
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Parameters of one augmentation policy; build with :meth:`for_policy`."""
@@ -191,10 +197,12 @@ def make_augmenter(
     layers: list[keras.layers.Layer] = []
     if cfg.crop_scale is not None:
         layers.append(
-            RandomResizedCrop(image_size, cfg.crop_scale, cfg.crop_ratio, seed=next(seeds))
+            RandomResizedCrop(
+                image_size, cfg.crop_scale, cfg.crop_ratio, seed=next(seeds), dtype=AUGMENT_DTYPE
+            )
         )
     if cfg.flip:
-        layers.append(keras.layers.RandomFlip(cfg.flip, seed=next(seeds)))
+        layers.append(keras.layers.RandomFlip(cfg.flip, seed=next(seeds), dtype=AUGMENT_DTYPE))
     if cfg.jitter_p > 0:
         colour = channels == 3
         jitter = keras.layers.RandomColorJitter(
@@ -208,10 +216,13 @@ def make_augmenter(
             ),
             hue_factor=cfg.hue if colour and cfg.hue else None,
             seed=next(seeds),
+            dtype=AUGMENT_DTYPE,
         )
-        layers.append(RandomApply(jitter, cfg.jitter_p, seed=next(seeds)))
+        layers.append(RandomApply(jitter, cfg.jitter_p, seed=next(seeds), dtype=AUGMENT_DTYPE))
     if cfg.grayscale_p > 0 and channels == 3:
-        layers.append(keras.layers.RandomGrayscale(cfg.grayscale_p, seed=next(seeds)))
+        layers.append(
+            keras.layers.RandomGrayscale(cfg.grayscale_p, seed=next(seeds), dtype=AUGMENT_DTYPE)
+        )
     if cfg.blur_p > 0:
         k = _odd(cfg.blur_kernel_frac * image_size)
         layers.append(
@@ -221,6 +232,7 @@ def make_augmenter(
                 sigma=cfg.blur_sigma,
                 value_range=vr,
                 seed=next(seeds),
+                dtype=AUGMENT_DTYPE,
             )
         )
     model = keras.Sequential(layers, name=f"augment_{cfg.policy}")
