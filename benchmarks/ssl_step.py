@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -39,12 +38,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _device import device as find_device  # noqa: E402
-from _device import peak_memory_mib  # noqa: E402
+from _device import machine_line, peak_memory_mib  # noqa: E402
 
 from kerassev.models.backbones import build_backbone  # noqa: E402
 from kerassev.models.heads import build_encoder, build_predictor  # noqa: E402
 from kerassev.models.ssl import SimSiam  # noqa: E402
-from kerassev.precision import PRECISIONS, apply_precision, cpu_flags  # noqa: E402
+from kerassev.precision import PRECISIONS, apply_precision  # noqa: E402
 
 FULL = [(s, b, x) for x in (False, True) for s in (64, 128, 224) for b in (8, 32)]
 # (size, batch, xla) on CPU: both ends of the size range, both batches at 224, XLA at the small end.
@@ -109,24 +108,6 @@ def run_one(
         "warmup_s": warm_s,
         "peak_mib": peak_memory_mib(device),
     }
-
-
-def machine_line() -> str:
-    """CPU model, the ISA flags that decide bf16 speed, and thread counts."""
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or platform.machine(),
-    )
-    isa = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
-    return (
-        f"CPU: {model}; cores {os.cpu_count()}; ISA {' '.join(isa) or '-'}; TF threads "
-        f"intra {tf.config.threading.get_intra_op_parallelism_threads() or 'auto'} / inter "
-        f"{tf.config.threading.get_inter_op_parallelism_threads() or 'auto'}"
-    )
 
 
 def _child(cmd: list[str]) -> dict:
