@@ -103,6 +103,7 @@ class RunFolder:
             "config": _jsonable(config),
             "versions": package_versions(),
             "precision": [_active_precision()],
+            "distribution": [_active_distribution()],
             "git_commit": _git_commit(),
             "command": sys.argv,
             "started": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -143,6 +144,7 @@ class RunFolder:
             raise RunError(f"--resume: {path} already completed at {info['completed']}")
         info.setdefault("resumed", []).append(_dt.datetime.now().isoformat(timespec="seconds"))
         info.setdefault("precision", []).append(_active_precision())  # another machine may differ
+        info.setdefault("distribution", []).append(_active_distribution())
         run = cls(path, info)
         run.save()
         return run
@@ -207,6 +209,12 @@ class RunFolder:
     def describe(self) -> str:
         """One line naming the run, for captions of every printed table and figure."""
         return f"run {self.path.name} (kind={self.info['kind']}, seed={self.info['seed']})"
+
+
+def _active_distribution() -> dict[str, object]:
+    from kerassev.distribute import active_distribution  # lazy: importing TensorFlow is slow
+
+    return active_distribution()
 
 
 def _active_precision() -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from kerassev.distribute import DISTRIBUTIONS
 from kerassev.precision import PRECISIONS
 
 # Sub-command modules, in help order (paper 01, 03, then the papers still to come).
@@ -61,19 +62,34 @@ def add_common_arguments(
         help="numeric precision (default: the preset's; auto = bf16 on AMX/AVX512-BF16 CPUs, "
         "mixed float16 on tensor-core GPUs, else float32); same as --set precision=...",
     )
+    p.add_argument(
+        "--distribution",
+        dest="overrides",
+        action=_AppendSetting,
+        setting="distribution",
+        choices=DISTRIBUTIONS,
+        help="tf.distribute strategy (default auto: MultiWorkerMirrored under a multi-task "
+        "TF_CONFIG, Mirrored on 2+ GPUs, else one device); batch sizes stay global",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0)
 
 
 def preset_config(args: argparse.Namespace, config_cls, **fields):
-    """``config_cls.from_preset(args.preset, **fields)`` with ``--set`` / ``--precision`` applied;
-    a bad value becomes one line and exit status 2."""
+    """``config_cls.from_preset(args.preset, **fields)`` with ``--set`` / ``--precision`` /
+    ``--distribution`` applied; a bad value becomes one line and exit status 2."""
     from kerassev.cli import UserError
     from kerassev.recipes.overrides import apply_overrides
 
     try:
-        return apply_overrides(config_cls.from_preset(args.preset, **fields), args.overrides)
+        config = apply_overrides(config_cls.from_preset(args.preset, **fields), args.overrides)
     except ValueError as err:
         raise UserError(str(err)) from err
+    # --set precision=... / distribution=... bypass argparse's choices: check them before a run
+    for name, allowed in (("precision", PRECISIONS), ("distribution", DISTRIBUTIONS)):
+        value = getattr(config, name, allowed[0])
+        if value not in allowed:
+            raise UserError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return config
 
 
 class _AppendSetting(argparse.Action):

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from kerassev.distribute import runs_under_configured_distribution
 from kerassev.evaluation.linear_probe import fit_ols
 from kerassev.plots import predicted_vs_true, save_figure
 from kerassev.precision import runs_in_configured_precision
@@ -38,6 +39,7 @@ from .table import (
 
 
 @runs_in_configured_precision
+@runs_under_configured_distribution
 def reproduce(
     config: CohenConfig,
     out: str | Path,

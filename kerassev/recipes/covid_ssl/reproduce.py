@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from kerassev.data.splits import low_shot_subset
+from kerassev.distribute import runs_under_configured_distribution
 from kerassev.exports import ExportMetadata, check_exports, export_model
 from kerassev.models.backbones import RESNET50_NOTOP_FILE, keras_weights_cache
 from kerassev.models.ssl import backbone_of
@@ -201,6 +202,7 @@ def _probe(config, data, run, sources, x):
 
 
 @runs_in_configured_precision
+@runs_under_configured_distribution
 def reproduce_covid_ssl(
     config: CovidSSLConfig,
     out: str | Path,

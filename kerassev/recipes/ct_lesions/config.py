@@ -58,6 +58,9 @@ class CtLesionsConfig:
     # The detector's box and mask losses are not mixed-precision safe yet (a bf16 step fails on
     # a float32/bfloat16 mix in the RPN loss), so this recipe stays float32 and says so.
     precision: str = "float32"
+    # auto | none | mirrored | multi_worker (kerassev.distribute): auto is MultiWorkerMirrored
+    # under a multi-task TF_CONFIG, Mirrored on 2+ GPUs, else one device; batch sizes are global.
+    distribution: str = "auto"
 
     def __post_init__(self):
         if self.precision != "float32":

@@ -16,6 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 from kerassev.data.instances import class_names
+from kerassev.distribute import runs_under_configured_distribution
 from kerassev.models.detection import MaskRCNN
 from kerassev.plots import save_figure
 from kerassev.precision import runs_in_configured_precision
@@ -49,6 +50,7 @@ def _compile(config: CtLesionsConfig):
 
 
 @runs_in_configured_precision
+@runs_under_configured_distribution
 def reproduce(
     config: CtLesionsConfig, out: str | Path, *, resume: bool = False, verbose: int = 0
 ) -> dict:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from kerassev import config as kconfig
+from kerassev.distribute import runs_under_configured_distribution
 from kerassev.plots import save_figure
 from kerassev.precision import runs_in_configured_precision
 from kerassev.runs import RunFolder
@@ -147,6 +148,7 @@ def _pocus(data: ClipData, config, run, verbose, rows, preds):
 
 
 @runs_in_configured_precision
+@runs_under_configured_distribution
 def reproduce_learner(
     config: LearnerConfig,
     out: str | Path,

@@ -102,6 +102,9 @@ class MraleConfig:
     # CPUs, mixed_float16 on tensor-core GPUs, float32 otherwise. Smoke runs use float32, so CI
     # numbers are the same on every machine; bf16 numerics are tested on their own.
     precision: str = "auto"
+    # auto | none | mirrored | multi_worker (kerassev.distribute): auto is MultiWorkerMirrored
+    # under a multi-task TF_CONFIG, Mirrored on 2+ GPUs, else one device; batch sizes are global.
+    distribution: str = "auto"
     preset: str = "paper"
 
     @classmethod

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kerassev.data.splits import grouped_stratified_kfold
+from kerassev.distribute import runs_under_configured_distribution
 from kerassev.evaluation.cv import per_fold_metrics, run_cv
 from kerassev.explain.gradcam import overlay_grid
 from kerassev.exports import ExportMetadata, check_exports, export_model
@@ -154,6 +155,7 @@ def resolve_imagenet_weights(weights: str | None) -> tuple[str | None, str | Non
 
 
 @runs_in_configured_precision
+@runs_under_configured_distribution
 def reproduce_mrale(
     config: MraleConfig,
     out: str | Path,
