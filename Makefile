@@ -31,7 +31,8 @@ install-test: $(VENV)/.installed-test
 demo: $(VENV)/.installed
 	$(BIN)/kerassev demo --out runs $(ARGS)
 
-## Every test: lint, unit and real-data tests, and the notebooks under nbval (smoke preset).
+## Every test: lint, unit and real-data tests, and the notebooks under nbval (smoke preset);
+## the 15 slowest are listed at the end (the CI budget is 25 minutes on 2 cores).
 ## The notebooks' run folders go to a temporary folder, removed afterwards: test runs never mix
 ## with a user's runs/ and never pile up on disk.
 test: $(VENV)/.installed-test
@@ -39,7 +40,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff format --check kerassev tests benchmarks notebooks
 	runs=$$(mktemp -d "$${TMPDIR:-/tmp}/kerassev-test-runs.XXXXXX") && \
 	KERASSEV_RUNS=$$runs KERASSEV_PRESET=smoke \
-	  $(BIN)/pytest -n 2 --dist loadfile --nbval-lax tests notebooks; \
+	  $(BIN)/pytest -n 2 --dist loadfile --durations=15 --nbval-lax tests notebooks; \
 	status=$$?; rm -rf "$$runs"; exit $$status
 
 lint: $(VENV)/.installed-test
