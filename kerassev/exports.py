@@ -115,6 +115,46 @@ class ExportPaths:
     tflite_file: Path | None
 
 
+def float32_model(model: keras.Model) -> keras.Model:
+    """``model`` with every layer computing in float32, same weights (``model`` itself when it
+    already does). A model trained under ``mixed_bfloat16`` / ``mixed_float16`` keeps float32
+    variables, so only the layers' dtype policies change: exports then run on any hardware and
+    convert to TFLite, which has no bf16 kernels. Done through the ``.keras`` format (its config
+    names each layer's policy), so it works for every serialisable model, nested ones included.
+    """
+    import tempfile
+
+    if not _has_mixed_policy(model):
+        return model
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        with zipfile.ZipFile(path) as archive:
+            members = {n: archive.read(n) for n in archive.namelist()}
+        config = json.loads(members["config.json"])
+        members["config.json"] = json.dumps(_float32_policies(config)).encode()
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+        return keras.models.load_model(path, compile=False)
+
+
+def _has_mixed_policy(model: keras.Model) -> bool:
+    layers = [model, *model._flatten_layers(include_self=False)]
+    return any(layer.dtype_policy.name != "float32" for layer in layers)
+
+
+def _float32_policies(node):
+    """Every ``DTypePolicy`` in a Keras config tree set to float32."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and isinstance(node.get("config"), dict):
+            return {**node, "config": {**node["config"], "name": "float32"}}
+        return {k: _float32_policies(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_float32_policies(v) for v in node]
+    return node
+
+
 def _refuse_existing(*paths: Path) -> None:
     for path in paths:
         if path.exists():
@@ -130,7 +170,9 @@ def export_model(
     metadata: ExportMetadata | None = None,
 ) -> ExportPaths:
     """Write ``name.keras``, ``name_savedmodel/`` and ``name.tflite`` into ``out_dir``, with
-    ``metadata`` inside and beside them (see :func:`write_metadata`)."""
+    ``metadata`` inside and beside them (see :func:`write_metadata`). Exports are float32
+    whatever policy the model trained under (:func:`float32_model`)."""
+    model = float32_model(model)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     keras_file = out_dir / f"{name}.keras"
@@ -181,11 +223,12 @@ def predict_tflite(path: str | Path, images: np.ndarray) -> np.ndarray:
 def check_exports(
     model: keras.Model, paths: ExportPaths, images: np.ndarray, *, atol: float = 1e-4
 ) -> dict[str, float]:
-    """Reload every export and return the max abs difference to ``model``'s predictions.
+    """Reload every export and return the max abs difference to ``model``'s predictions (in
+    float32, as exported: see :func:`float32_model`).
 
     Raises AssertionError naming the export whose predictions differ by more than ``atol``.
     """
-    reference = np.asarray(model.predict(images, verbose=0))
+    reference = np.asarray(float32_model(model).predict(images, verbose=0))
     got = {
         "keras": np.asarray(keras.models.load_model(paths.keras_file).predict(images, verbose=0)),
         "saved_model": predict_saved_model(paths.saved_model, images),

@@ -40,3 +40,24 @@ def test_check_exports_catches_a_wrong_export(tmp_path):
     model.layers[-1].bias.assign(model.layers[-1].bias + 1.0)  # model drifts after export
     with pytest.raises(AssertionError, match="keras"):
         check_exports(model, paths, images)
+
+
+def test_a_model_trained_under_mixed_bfloat16_exports_in_float32(tmp_path):
+    # precision="auto" trains in bf16 on AMX CPUs; TFLite has no bf16 kernels and a float32
+    # export runs anywhere, so exports convert every layer's policy (weights are float32 already).
+    from kerassev.exports import float32_model
+    from kerassev.precision import precision_scope
+
+    with precision_scope("bfloat16"):
+        model = _nested_regressor()
+    images = np.random.default_rng(2).random((3, 32, 32, 3), dtype=np.float32)
+    paths = export_model(model, tmp_path, name="reg")
+    diffs = check_exports(model, paths, images)
+    assert set(diffs) == {"keras", "saved_model", "tflite"} and max(diffs.values()) <= 1e-4
+    reloaded = keras.models.load_model(paths.keras_file)
+    assert {layer.dtype_policy.name for layer in reloaded._flatten_layers()} == {"float32"}
+    copy = float32_model(model)
+    np.testing.assert_allclose(  # the same function: bf16 round-off only
+        copy.predict(images, verbose=0), model.predict(images, verbose=0), rtol=0.05, atol=0.05
+    )
+    assert model.layers[1].dtype_policy.name == "mixed_bfloat16"  # the original is untouched
