@@ -149,3 +149,27 @@ def test_transfer_and_ours_run_when_a_weights_file_is_given(shared_data, data, t
     t2 = result.table2.set_index("key")
     assert list(t2.index) == ["ours", "transfer", "cross"] and not result.skipped
     assert (t2["note"] == "").all()
+
+
+def test_the_whole_recipe_runs_in_bf16_and_exports_float32(shared_data, data, tmp_path):
+    """Smoke presets pin float32, so this is the one end-to-end run of the path precision=auto
+    takes on AMX CPUs: two-view augmentation, SSL (incl. PIRL's tiles), fine-tuning, probe and a
+    float32 export that ``kerassev predict`` runs."""
+    shared_data("covid_radiography")
+    import keras
+
+    cfg = CovidSSLConfig.smoke(
+        precision="bfloat16", methods=("cross", "pirl_jigsaw"), low_shot=(1.0,),
+        finetune_epochs=1, last_epochs=1, bootstrap_resamples=50,
+    )  # fmt: skip
+    result = reproduce_covid_ssl(cfg, tmp_path / "runs", data=data)
+    info = json.loads((result.run.path / "run.json").read_text())
+    assert info["precision"][0]["policy"] == "mixed_bfloat16" and info["completed"]
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
+    t2 = result.table2.set_index("key")
+    assert {"cross", "pirl_jigsaw", "scratch"} <= set(t2.index)
+    exported = keras.models.load_model(result.exports["keras"])
+    assert {layer.dtype_policy.name for layer in exported._flatten_layers()} == {"float32"}
+    png = sorted((shared_data("covid_radiography") / "COVID" / "images").glob("*.png"))[:1]
+    table, skipped = predict_files(result.exports["keras"], png)
+    assert len(table) == 1 and not len(skipped)
