@@ -1,0 +1,169 @@
+"""Paper 05's two data sets here: labelled CT phantoms and the real ct_lesions slices.
+
+* **Classification + segmentation**: CT phantoms (:mod:`kerassev.data.phantoms.ct`), class-balanced
+  (the paper's 1,000 slices per class), rendered at the model's size, each with its lesion masks
+  (GGO and consolidation merged into one "lesion" class, SPEC §05) and its image class;
+* **segmentation only**: the real ct_lesions slices (Inf-Net / MedSeg), with lesion masks but no
+  COVID / CP / Normal label: they train with label -1 (no image loss, see
+  :meth:`AffinityMaskRCNN.image_loss`) and are scored by segmentation AP alone.
+
+Training phantoms are drawn on the fly (3,000 slices at 512 px with their masks would not fit in
+memory); test phantoms are kept for evaluation. Seeds of the train, test and generalisation
+phantoms never overlap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from kerassev.config import DataNotFoundError
+from kerassev.data.instances import instances_from_label_map
+from kerassev.data.phantoms.ct import ct_phantom
+from kerassev.models.detection.affinity_model import IMAGE_CLASSES
+from kerassev.recipes.ct_lesions.config import CtLesionsConfig
+from kerassev.recipes.ct_lesions.data import (
+    Slice,
+    intensity_stats,
+    load_slices,
+    training_example,
+)
+
+from .config import CLASS_NAMES, CtAffinityConfig
+
+NO_LABEL = -1  # a segmentation-only slice
+_SPLIT_CODE = {"train": 0, "test": 1, "generalise_train": 2, "generalise_test": 3}
+
+
+@dataclass(frozen=True)
+class PhantomSpec:
+    kind: str
+    seed: int
+
+    @property
+    def label(self) -> int:
+        return IMAGE_CLASSES.index(self.kind)
+
+
+def phantom_specs(config: CtAffinityConfig, split: str, n_per_class: int, kinds=IMAGE_CLASSES):
+    """Class-balanced phantom specs of ``split``, kinds interleaved (deterministic by seed)."""
+    base = (config.seed * 7 + _SPLIT_CODE[split]) * 100003
+    return [PhantomSpec(kind, base + i) for i in range(n_per_class) for kind in kinds]
+
+
+def phantom_slice(spec: PhantomSpec, config: CtAffinityConfig, slice_id: int = 0) -> Slice:
+    p = ct_phantom(spec.kind, spec.seed, config.image_size)
+    inst = instances_from_label_map(
+        p.label_map, variant="lesion", min_size=config.phantom_min_lesion_size
+    )
+    return Slice(slice_id, f"phantom_{spec.kind}_{spec.seed}.png", p.image, inst)
+
+
+@dataclass
+class AffinityData:
+    train: list[PhantomSpec]
+    test: list[Slice]  # phantoms, in the order of test_labels
+    test_labels: np.ndarray
+    lesion_train: list[Slice] = field(default_factory=list)
+    lesion_test: list[Slice] = field(default_factory=list)
+    lesion_note: str = ""  # why the real slices are missing, when they are
+    mean: float = 0.0
+    std: float = 1.0
+
+    def describe(self) -> str:
+        counts = ", ".join(
+            f"{n} {int((self.test_labels == i).sum())}" for i, n in enumerate(CLASS_NAMES)
+        )
+        text = (
+            f"CT phantoms (seeded, lesion masks; COVID-like bilateral GGO, CP-like lobar "
+            f"consolidation, normal): {len(self.train)} training slices "
+            f"({len(self.train) // 3} per class), {len(self.test)} test ({counts})"
+        )
+        if self.lesion_train or self.lesion_test:
+            n_train = sum(len(s.instances) for s in self.lesion_train)
+            n_test = sum(len(s.instances) for s in self.lesion_test)
+            text += (
+                f"; real ct_lesions CT slices (Inf-Net / MedSeg, no image class: segmentation "
+                f"only): {len(self.lesion_train)} train / {len(self.lesion_test)} test slices, "
+                f"{n_train} / {n_test} lesions"
+            )
+        else:
+            text += f"; real ct_lesions slices not used ({self.lesion_note})"
+        return text
+
+
+def load_data(config: CtAffinityConfig) -> AffinityData:
+    """Phantom specs and test slices, the real lesion slices (when present) and the global
+    intensity mean / std of a sample of training slices."""
+    train = phantom_specs(config, "train", config.train_per_class)
+    test_specs = phantom_specs(config, "test", config.test_per_class)
+    test = [phantom_slice(s, config, i + 1) for i, s in enumerate(test_specs)]
+    data = AffinityData(train, test, np.array([s.label for s in test_specs], np.int64))
+    if config.lesion_slices:
+        lesion_config = CtLesionsConfig(
+            data_root=config.data_root,
+            variant="lesion",
+            min_lesion_size=config.min_lesion_size,
+            train_limit=config.lesion_train_limit,
+            test_limit=config.lesion_test_limit,
+        )
+        try:
+            real = load_slices(lesion_config)
+            data.lesion_train, data.lesion_test = real["train"], real["test"]
+        except DataNotFoundError as err:  # the phantom part runs on: skip and report
+            data.lesion_note = f"not found: {err}"
+    else:
+        data.lesion_note = "lesion_slices=False"
+    n_phantoms = max(1, config.stats_sample - len(data.lesion_train))
+    sample = [phantom_slice(s, config) for s in train[:n_phantoms]] + data.lesion_train
+    data.mean, data.std = intensity_stats(sample)
+    return data
+
+
+def training_items(data: AffinityData) -> list:
+    """Every training slice, as a phantom spec (drawn on the fly) or a real :class:`Slice`."""
+    return [*data.train, *data.lesion_train]
+
+
+def _example(item, config: CtAffinityConfig) -> dict[str, np.ndarray]:
+    if isinstance(item, PhantomSpec):
+        s, label = phantom_slice(item, config), item.label
+    else:
+        s, label = item, NO_LABEL
+    ex = training_example(s, config.image_size, config.max_instances)
+    ex["label"] = np.int32(label)
+    return ex
+
+
+def training_dataset(items: list, config: CtAffinityConfig, *, seed: int) -> tf.data.Dataset:
+    """Shuffled (a new order each epoch), batched fixed-shape examples with their ``label``."""
+    size, m = config.image_size, config.max_instances
+    signature = {
+        "images": tf.TensorSpec((size, size, 1), tf.float32),
+        "boxes": tf.TensorSpec((m, 4), tf.float32),
+        "classes": tf.TensorSpec((m,), tf.int32),
+        "masks": tf.TensorSpec((m, size, size), tf.uint8),
+        "label": tf.TensorSpec((), tf.int32),
+    }
+    rng = np.random.default_rng(seed)
+
+    def gen():
+        for i in rng.permutation(len(items)):
+            yield _example(items[i], config)
+
+    ds = tf.data.Dataset.from_generator(gen, output_signature=signature)
+    return ds.batch(config.batch_size, drop_remainder=True).prefetch(2)
+
+
+def generalisation_sets(config: CtAffinityConfig):
+    """The 2-class (Negative vs COVID-19) fine-tuning set, as the paper's iCTCF step: new
+    phantoms of the covid and normal kinds. Negative takes the Normal logit (the paper changes
+    nothing in the model). Returns ``(train specs, test slices, test labels (1 = COVID))``."""
+    kinds = ("covid", "normal")
+    train = phantom_specs(config, "generalise_train", config.generalise_train_per_class, kinds)
+    specs = phantom_specs(config, "generalise_test", config.generalise_test_per_class, kinds)
+    test = [phantom_slice(s, config, i + 1) for i, s in enumerate(specs)]
+    labels = np.array([int(s.kind == "covid") for s in specs], np.int64)
+    return train, test, labels
