@@ -112,8 +112,10 @@ def load_data(config: CtAffinityConfig) -> AffinityData:
         try:
             real = load_slices(lesion_config)
             data.lesion_train, data.lesion_test = real["train"], real["test"]
-        except DataNotFoundError as err:  # the phantom part runs on: skip and report
-            data.lesion_note = f"not found: {err}"
+        except DataNotFoundError as err:
+            if config.data_root is not None:  # asked for by name: an error, not a skip
+                raise
+            data.lesion_note = f"not found: {err}"  # the phantom part runs on: skip and report
     else:
         data.lesion_note = "lesion_slices=False"
     n_phantoms = max(1, config.stats_sample - len(data.lesion_train))

@@ -86,11 +86,9 @@ def classification_table(labels, probs, train_labels, *, seed: int = 0) -> pd.Da
 
 def confusion_table(labels, probs, names=CLASS_NAMES) -> pd.DataFrame:
     cm = confusion_matrix(labels, np.asarray(probs).argmax(1), labels=range(len(names)))
-    return (
-        pd.DataFrame(cm, index=[f"true {n}" for n in names], columns=[f"pred {n}" for n in names])
-        .rename_axis("")
-        .reset_index()
-    )
+    table = pd.DataFrame(cm, columns=[f"pred {n}" for n in names])
+    table.insert(0, "true class", list(names))
+    return table
 
 
 def ap_rows(slices, preds, config: CtAffinityConfig, data_label: str):

@@ -79,16 +79,20 @@ class X2Snapshot(keras.callbacks.Callback):
             partial.replace(self.path)
 
 
-def _train(model, items, config, run, stage, epochs, *, callbacks=(), verbose=0, seed=0):
+def _train(model, items, config, run, stage, epochs, *, callbacks=(), verbose=0, seed=0,
+           keep_optimiser=False):  # fmt: skip
+    """One resumable ``fit_stage``; ``keep_optimiser``: continue a compiled model's optimiser
+    (and its traced train step) instead of compiling afresh."""
     from .data import training_dataset
 
+    keep = keep_optimiser and getattr(model, "optimizer", None) is not None
     return fit_stage(
         model,
         training_dataset(items, config, seed=seed).repeat(),
         run=run,
         stage=stage,
         epochs=epochs,
-        compile_fn=_compile(config),
+        compile_fn=None if keep else _compile(config),
         steps_per_epoch=max(1, len(items) // config.batch_size),
         extra_callbacks=[DetectionWeightCopy(frequency=config.copy_frequency), *callbacks],
         verbose=verbose,
@@ -223,8 +227,10 @@ def _generalise(model, config: CtAffinityConfig, run: RunFolder, base: str, verb
         np.save(before_file, predict(model, test, config.image_size)[1])
     before = binary_table(labels, np.load(before_file), train_labels, seed=config.seed)
     # Negative is trained as the Normal class: the 3-logit head stays as it is.
+    # Fine-tuning continues the training's Adam (same settings; saves a second trace) when the
+    # model is still compiled, else starts a fresh one (a resumed run).
     _train(model, train, config, run, "generalise_finetune", config.generalise_epochs,
-           verbose=verbose, seed=config.seed + 1)  # fmt: skip
+           verbose=verbose, seed=config.seed + 1, keep_optimiser=True)  # fmt: skip
     after = binary_table(labels, predict(model, test, config.image_size)[1], train_labels,
                          seed=config.seed)  # fmt: skip
     after.insert(1, "before fine-tuning", before["estimate"].to_numpy())
