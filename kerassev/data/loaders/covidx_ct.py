@@ -12,6 +12,7 @@ slice to its body box.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +86,13 @@ def cncb_candidates(cncb_root: str | Path, filename: str) -> list[Path]:
     return [folder / f"{parts[3]}{ext}" for ext in CNCB_EXTENSIONS]
 
 
-def _resolve(cncb_root: Path, filename: str) -> Path | None:
-    return next((p for p in cncb_candidates(cncb_root, filename) if p.is_file()), None)
+def _resolve(cncb_root: Path, filename: str, listings: dict) -> Path | None:
+    """The existing candidate of ``filename``; each scan folder is listed once (``listings``)."""
+    candidates = cncb_candidates(cncb_root, filename)
+    folder = candidates[0].parent
+    if folder not in listings:
+        listings[folder] = set(os.listdir(folder)) if folder.is_dir() else set()
+    return next((p for p in candidates if p.name in listings[folder]), None)
 
 
 def load_covidx_ct_cncb(
@@ -113,7 +119,7 @@ def load_covidx_ct_cncb(
         raise FileNotFoundError(f"CNCB image folder {cncb_root} does not exist")
     table = load_covidx_ct(root)
     rng = np.random.default_rng(seed)
-    keep, absent = [], []
+    keep, absent, listings = [], [], {}
     for split in ("train", "val", "test"):
         part = table[table["split"] == split]
         groups = [part] if split != "train" or train_per_class is None else [
@@ -124,16 +130,17 @@ def load_covidx_ct_cncb(
             if want > len(group):
                 raise ValueError(f"train split has only {len(group)} slices of a class, not {want}")
             order = rng.permutation(len(group)) if split == "train" else np.arange(len(group))
+            records = group.to_dict("records")
             found = 0
             for i in order:
                 if found == want:
                     break
-                row = group.iloc[i]
-                path = _resolve(cncb_root, row["filename"])
+                row = records[i]
+                path = _resolve(cncb_root, row["filename"], listings)
                 if path is None:
                     absent.append(row["filename"])
                     continue
-                keep.append({**row.to_dict(), "path": str(path)})
+                keep.append({**row, "path": str(path)})
                 found += 1
     if absent and missing == "error":
         raise MissingImagesError(cncb_root, absent)
