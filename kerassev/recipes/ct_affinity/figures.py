@@ -23,14 +23,19 @@ def shared_scale(*arrays: np.ndarray) -> float:
 def x2_figure(x2: np.ndarray, titles: list[str], *, vmax: float, heading: str):
     """``x2 (K, A, C)``: K panels, affinities down, features across, diverging colours."""
     k = len(x2)
-    fig, axes = plt.subplots(1, k, figsize=(3.2 * k, 3.4), squeeze=False)
-    for ax, matrix, title in zip(axes[0], x2, titles, strict=True):
+    # The colour bar has its own column: save_figure's caption margin would push it over a panel.
+    fig, axes = plt.subplots(
+        1, k + 1, figsize=(3.2 * k + 0.6, 3.4), gridspec_kw={"width_ratios": [1] * k + [0.06]}
+    )
+    for ax, matrix, title in zip(axes[:k], x2, titles, strict=True):
         im = ax.imshow(matrix, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto",
                        interpolation="nearest")  # fmt: skip
         ax.set_title(title, fontsize=8)
         ax.set_xlabel(f"feature j (C = {matrix.shape[1]})", fontsize=7)
-        ax.set_ylabel(f"affinity i (A = {matrix.shape[0]})", fontsize=7)
+        if ax is axes[0]:  # one y label: the panels share their axes
+            ax.set_ylabel(f"affinity i (A = {matrix.shape[0]})", fontsize=7)
         ax.tick_params(labelsize=6)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    fig.colorbar(im, cax=axes[k])
+    axes[k].tick_params(labelsize=6)
     fig.suptitle(heading, fontsize=9)
     return fig
