@@ -139,3 +139,29 @@ def test_unlabelled_slices_add_no_image_loss():
     only_first = float(AffinityMaskRCNN.image_loss(fake, np.array([0]), logits[:1]))
     assert first == pytest.approx(only_first) and first != pytest.approx(both)
     assert float(AffinityMaskRCNN.image_loss(fake, np.array([-1, -1]), logits)) == 0.0
+
+
+def test_covidx_from_a_cncb_folder_trains_without_lesion_masks(shared_data, tmp_path):
+    from test_covidx_ct_cncb import _mini_split_root, _write_slice
+
+    root, lines = _mini_split_root(tmp_path, shared_data("covidx_ct"), per_class=2)
+    cncb = tmp_path / "CNCB"
+    for chosen in lines.values():
+        for line in chosen:
+            _write_slice(cncb, line.split()[0], size=520)
+    out = tmp_path / "runs"
+    argv = ["reproduce", "affinity", "--out", str(out), "--cncb", str(cncb), "--covidx", str(root),
+            "--set", "train_per_class=2", "epochs=1", "sweep=", "generalise_epochs=0",
+            "lesion_slices=false"]  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 0
+    (run,) = out.iterdir()
+    cls = pd.read_csv(run / "classification_table.csv")
+    assert cls["metric"].tolist() == ROWS and (cls["n"].iloc[:3] == 2).all()
+    assert "COVIDx CT-1" in (run / "classification_table.md").read_text()
+    preds = pd.read_csv(run / "predictions.csv")
+    assert preds["file"].str.startswith(str(cncb)).all() and len(preds) == 6
+    assert np.load(run / "x2_last.npz")["x2"].shape == (3, 32, 16)
+    log = pd.read_csv(run / "logs" / "train.csv")
+    assert log["segmentation_loss"].iloc[0] == pytest.approx(0.0)  # no lesion masks: off
+    assert log["image_class"].iloc[0] > 0

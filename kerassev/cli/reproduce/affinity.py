@@ -27,6 +27,12 @@ def register(papers) -> argparse.ArgumentParser:
     )
     add_common_arguments(p)
     p.add_argument("--data", help="ct_lesions folder (default: $KERASSEV_DATA/ct_lesions)")
+    p.add_argument(
+        "--cncb",
+        help="your CNCB image folder (<CLASS>/<patient>/<scan>/<slice>.png|jpg): classify the "
+        "COVIDx CT-1 slices (1,000 per class for training, the full test split) instead of phantoms",
+    )
+    p.add_argument("--covidx", help="COVIDx CT-1 split files (default: $KERASSEV_DATA/covidx_ct)")
     p.set_defaults(func=run_affinity)
     return p
 
@@ -34,7 +40,10 @@ def register(papers) -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace):
     from kerassev.recipes.ct_affinity import CtAffinityConfig
 
-    return preset_config(args, CtAffinityConfig, seed=args.seed, data_root=args.data)
+    fields = {"seed": args.seed, "data_root": args.data}
+    if args.cncb:
+        fields.update(cncb_root=args.cncb, covidx_root=args.covidx)
+    return preset_config(args, CtAffinityConfig, **fields)
 
 
 def run_affinity(args: argparse.Namespace) -> int:

@@ -8,10 +8,11 @@ copied by :class:`~.affinity_branches.DetectionWeightCopy`) -> RoI batch selecti
 cross-entropy on the 3 logits (eq. 7, summed over classes).
 
 Batches are those of :class:`MaskRCNN` plus ``"label" (N,)`` int32 image class (-1: none, a
-segmentation-only slice). Deviation: the paper trains segmentation on 750 lesion slices and
-classification on 3,000 other slices; here one batch carries both targets (phantoms have both;
-real lesion slices come with label -1), and a lesion-free slice trains the detector on negatives
-only.
+segmentation-only slice) and optionally ``"segmented" (N,)`` (0: no lesion masks, the segmentation
+losses are switched off, as for the paper's COVIDx-CT classification slices). The paper trains
+segmentation on 750 lesion slices and classification on 3,000 other slices; here one batch
+carries both targets where it can (phantoms have both; real lesion slices come with label -1),
+and a lesion-free slice with ``segmented`` 1 (or absent) trains the detector on negatives only.
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ class AffinityMaskRCNN(MaskRCNN):
         losses = self.compute_losses(data, training=training)
         logits, _, _ = self.image_logits(self._last_features, training=training)
         segmentation = tf.add_n(list(losses.values()))
+        if "segmented" in data:  # 0: a slice without lesion masks (a classification-only slice)
+            # Exact at the paper's batch size 1; a batch mean weight otherwise.
+            segmentation *= tf.reduce_mean(tf.cast(data["segmented"], segmentation.dtype))
         image = self.image_loss(data["label"], logits)
         return losses, segmentation, image
 

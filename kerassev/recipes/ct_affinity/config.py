@@ -39,7 +39,15 @@ class CtAffinityConfig:
     test_per_class: int = 300
     lesion_train_limit: int | None = None  # first N real training slices (smoke)
     lesion_test_limit: int | None = None
+    # COVIDx CT-1 from your CNCB image folder (<CLASS>/<patient>/<scan>/<slice>.png|jpg): when
+    # set, classification trains on train_per_class body-cropped slices per class and is scored
+    # on the test split (the paper's data) instead of phantoms; they carry no lesion masks.
+    cncb_root: str | None = None
+    covidx_root: str | None = None  # split files (default $KERASSEV_DATA/covidx_ct)
+    covidx_missing: str = "error"  # or "skip": leave missing slices out and report them
+    covidx_test_limit: int | None = None  # a seeded sample of the test split (None: all 21,191)
     min_lesion_size: int = 10  # px at 512 px (paper): smaller lesions go to background
+
     stats_sample: int = (
         300  # slices whose pixels give the global mean / std (paper's only preprocessing)
     )
@@ -95,7 +103,12 @@ class CtAffinityConfig:
             raise ValueError(
                 f"precision={self.precision!r}: the affinity model runs in float32 only for now"
             )
-        for name in ("lesion_train_limit", "lesion_test_limit", "mask_roi_batch"):
+        for name in (
+            "lesion_train_limit",
+            "lesion_test_limit",
+            "mask_roi_batch",
+            "covidx_test_limit",
+        ):
             value = getattr(self, name)
             if isinstance(value, str):  # ``--set lesion_train_limit=4`` arrives as text
                 try:
@@ -105,6 +118,10 @@ class CtAffinityConfig:
         if self.copy_frequency not in ("epoch", "batch"):
             raise ValueError(
                 f"copy_frequency must be 'epoch' or 'batch', not {self.copy_frequency!r}"
+            )
+        if self.covidx_missing not in ("error", "skip"):
+            raise ValueError(
+                f"covidx_missing must be 'error' or 'skip', not {self.covidx_missing!r}"
             )
         if self.train_per_class < 1 or self.test_per_class < 1:
             raise ValueError("train_per_class and test_per_class must be at least 1")

@@ -5,7 +5,11 @@
   (GGO and consolidation merged into one "lesion" class, SPEC §05) and its image class;
 * **segmentation only**: the real ct_lesions slices (Inf-Net / MedSeg), with lesion masks but no
   COVID / CP / Normal label: they train with label -1 (no image loss, see
-  :meth:`AffinityMaskRCNN.image_loss`) and are scored by segmentation AP alone.
+  :meth:`AffinityMaskRCNN.image_loss`) and are scored by segmentation AP alone;
+* **classification only** (``cncb_root`` set, the paper's data): COVIDx CT-1 slices from a CNCB
+  image folder (:func:`kerassev.data.loaders.covidx_ct.load_covidx_ct_cncb`: 1,000 per class,
+  the full test split), cropped to their body boxes, read on the fly; they carry no lesion masks,
+  so their segmentation losses are off (``segmented`` 0) and phantoms are not used.
 
 Training phantoms are drawn on the fly (3,000 slices at 512 px with their masks would not fit in
 memory); test phantoms are kept for evaluation. Seeds of the train, test and generalisation
@@ -21,6 +25,7 @@ import tensorflow as tf
 
 from kerassev.config import DataNotFoundError
 from kerassev.data.instances import instances_from_label_map
+from kerassev.data.loaders.covidx_ct import load_covidx_ct_cncb, read_body_crop
 from kerassev.data.phantoms.ct import ct_phantom
 from kerassev.models.detection.affinity_model import IMAGE_CLASSES
 from kerassev.recipes.ct_lesions.config import CtLesionsConfig
@@ -61,6 +66,38 @@ def phantom_slice(spec: PhantomSpec, config: CtAffinityConfig, slice_id: int = 0
     return Slice(slice_id, f"phantom_{spec.kind}_{spec.seed}.png", p.image, inst)
 
 
+@dataclass(frozen=True)
+class CovidxSlice:
+    """A COVIDx CT-1 slice in a CNCB folder: class label, body box, no lesion masks."""
+
+    path: str
+    filename: str
+    box: tuple[int, int, int, int]  # xmin, ymin, xmax, ymax
+    label: int  # index into IMAGE_CLASSES
+
+    def image(self) -> np.ndarray:
+        xmin, ymin, xmax, ymax = self.box
+        row = {"path": self.path, "xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax}
+        return read_body_crop(row)
+
+    def slice(self) -> Slice:
+        image = self.image()
+        empty = instances_from_label_map(np.zeros(image.shape, np.uint8), variant="lesion")
+        return Slice(0, self.path, image, empty)
+
+
+#: COVIDx label_index (0 Normal, 1 Pneumonia, 2 COVID-19) -> IMAGE_CLASSES (covid, cp, normal).
+COVIDX_TO_IMAGE_CLASS = {0: 2, 1: 1, 2: 0}
+
+
+def covidx_slices(table) -> list[CovidxSlice]:
+    return [
+        CovidxSlice(r.path, r.filename, (int(r.xmin), int(r.ymin), int(r.xmax), int(r.ymax)),
+                    COVIDX_TO_IMAGE_CLASS[int(r.label_index)])
+        for r in table.itertuples()
+    ]  # fmt: skip
+
+
 @dataclass
 class AffinityData:
     train: list[PhantomSpec]
@@ -69,18 +106,34 @@ class AffinityData:
     lesion_train: list[Slice] = field(default_factory=list)
     lesion_test: list[Slice] = field(default_factory=list)
     lesion_note: str = ""  # why the real slices are missing, when they are
+    covidx_train: list[CovidxSlice] = field(default_factory=list)
+    covidx_test: list[CovidxSlice] = field(default_factory=list)
+    covidx_missing: list[str] = field(default_factory=list)
     mean: float = 0.0
     std: float = 1.0
+
+    @property
+    def covidx(self) -> bool:
+        return bool(self.covidx_test)
 
     def describe(self) -> str:
         counts = ", ".join(
             f"{n} {int((self.test_labels == i).sum())}" for i, n in enumerate(CLASS_NAMES)
         )
-        text = (
-            f"CT phantoms (seeded, lesion masks; COVID-like bilateral GGO, CP-like lobar "
-            f"consolidation, normal): {len(self.train)} training slices "
-            f"({len(self.train) // 3} per class), {len(self.test)} test ({counts})"
-        )
+        if self.covidx:
+            text = (
+                f"COVIDx CT-1 slices from a CNCB folder, cropped to their body boxes: "
+                f"{len(self.covidx_train)} training ({len(self.covidx_train) // 3} per class, "
+                f"seeded), {len(self.covidx_test)} test ({counts})"
+                + (f", {len(self.covidx_missing)} listed slices missing and skipped"
+                   if self.covidx_missing else "")
+            )  # fmt: skip
+        else:
+            text = (
+                f"CT phantoms (seeded, lesion masks; COVID-like bilateral GGO, CP-like lobar "
+                f"consolidation, normal): {len(self.train)} training slices "
+                f"({len(self.train) // 3} per class), {len(self.test)} test ({counts})"
+            )
         if self.lesion_train or self.lesion_test:
             n_train = sum(len(s.instances) for s in self.lesion_train)
             n_test = sum(len(s.instances) for s in self.lesion_test)
@@ -97,10 +150,13 @@ class AffinityData:
 def load_data(config: CtAffinityConfig) -> AffinityData:
     """Phantom specs and test slices, the real lesion slices (when present) and the global
     intensity mean / std of a sample of training slices."""
-    train = phantom_specs(config, "train", config.train_per_class)
-    test_specs = phantom_specs(config, "test", config.test_per_class)
-    test = [phantom_slice(s, config, i + 1) for i, s in enumerate(test_specs)]
-    data = AffinityData(train, test, np.array([s.label for s in test_specs], np.int64))
+    if config.cncb_root is not None:
+        data = _covidx_data(config)
+    else:
+        train = phantom_specs(config, "train", config.train_per_class)
+        test_specs = phantom_specs(config, "test", config.test_per_class)
+        test = [phantom_slice(s, config, i + 1) for i, s in enumerate(test_specs)]
+        data = AffinityData(train, test, np.array([s.label for s in test_specs], np.int64))
     if config.lesion_slices:
         lesion_config = CtLesionsConfig(
             data_root=config.data_root,
@@ -118,24 +174,51 @@ def load_data(config: CtAffinityConfig) -> AffinityData:
             data.lesion_note = f"not found: {err}"  # the phantom part runs on: skip and report
     else:
         data.lesion_note = "lesion_slices=False"
-    n_phantoms = max(1, config.stats_sample - len(data.lesion_train))
-    sample = [phantom_slice(s, config) for s in train[:n_phantoms]] + data.lesion_train
+    n_more = max(1, config.stats_sample - len(data.lesion_train))
+    if data.covidx:
+        sample = [c.slice() for c in data.covidx_train[:n_more]] + data.lesion_train
+    else:
+        sample = [phantom_slice(s, config) for s in data.train[:n_more]] + data.lesion_train
     data.mean, data.std = intensity_stats(sample)
     return data
 
 
+def _covidx_data(config: CtAffinityConfig) -> AffinityData:
+    table, missing = load_covidx_ct_cncb(
+        config.cncb_root, config.covidx_root, train_per_class=config.train_per_class,
+        seed=config.seed, missing=config.covidx_missing,
+    )  # fmt: skip
+    test = table[table["split"] == "test"]
+    if config.covidx_test_limit is not None and config.covidx_test_limit < len(test):
+        test = test.sample(config.covidx_test_limit, random_state=config.seed).sort_index()
+    train, test = covidx_slices(table[table["split"] == "train"]), covidx_slices(test)
+    labels = np.array([c.label for c in test], np.int64)
+    return AffinityData(
+        [], [], labels, covidx_train=train, covidx_test=test, covidx_missing=missing
+    )
+
+
 def training_items(data: AffinityData) -> list:
-    """Every training slice, as a phantom spec (drawn on the fly) or a real :class:`Slice`."""
-    return [*data.train, *data.lesion_train]
+    """Every training slice: a phantom spec (drawn on the fly), a COVIDx slice (read on the fly)
+    or a real lesion :class:`Slice`."""
+    return [*data.train, *data.covidx_train, *data.lesion_train]
+
+
+def train_labels(data: AffinityData) -> list[int]:
+    return [s.label for s in (data.covidx_train if data.covidx else data.train)]
 
 
 def _example(item, config: CtAffinityConfig) -> dict[str, np.ndarray]:
+    segmented = 1
     if isinstance(item, PhantomSpec):
         s, label = phantom_slice(item, config), item.label
+    elif isinstance(item, CovidxSlice):  # no lesion masks: the segmentation losses are off
+        s, label, segmented = item.slice(), item.label, 0
     else:
         s, label = item, NO_LABEL
     ex = training_example(s, config.image_size, config.max_instances)
     ex["label"] = np.int32(label)
+    ex["segmented"] = np.int32(segmented)
     return ex
 
 
@@ -148,6 +231,7 @@ def training_dataset(items: list, config: CtAffinityConfig, *, seed: int) -> tf.
         "classes": tf.TensorSpec((m,), tf.int32),
         "masks": tf.TensorSpec((m, size, size), tf.uint8),
         "label": tf.TensorSpec((), tf.int32),
+        "segmented": tf.TensorSpec((), tf.int32),
     }
     rng = np.random.default_rng(seed)
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 from sklearn.dummy import DummyClassifier
 from sklearn.metrics import confusion_matrix
 
+from kerassev.recipes.ct_lesions.data import letterbox
 from kerassev.recipes.ct_lesions.evaluate import evaluate as segmentation_evaluate
 from kerassev.recipes.ct_lesions.evaluate import predictor
 from kerassev.stats.multiclass import per_class_table
@@ -55,6 +56,14 @@ def predict(model, slices, image_size: int):
     predict_one = predictor(recording, image_size)
     preds = [predict_one(s.image) for s in slices]
     return preds, np.asarray(probs, np.float32).reshape(len(slices), len(CLASS_NAMES))
+
+
+def class_probs(model, images, image_size: int) -> np.ndarray:
+    """Class probabilities ``(N, 3)`` of ``images`` (an iterable of ``(H, W)``), one at a time."""
+    call = _traced_call(model)
+    out = [call(tf.constant(letterbox(im, image_size)[None, ..., None]))["class_probs"].numpy()[0]
+           for im in images]  # fmt: skip
+    return np.asarray(out, np.float32).reshape(-1, len(CLASS_NAMES))
 
 
 def majority_control(train_labels, n: int, k: int = len(CLASS_NAMES)) -> np.ndarray:
@@ -113,18 +122,16 @@ def heatmap_indices(labels: np.ndarray, per_class: int) -> list[int]:
     ]
 
 
-def sweep_row(affinities: int, epochs: int, table: pd.DataFrame, ap: pd.DataFrame, params: int):
-    """One A-sweep row: our four classification figures, segm AP on phantoms, the paper's."""
-    est = dict(zip(table["metric"], table["estimate"], strict=True))
+def sweep_row(affinities, epochs, table: pd.DataFrame, segm_ap, segm_data: str, params: int):
+    """One A-sweep row: our four classification figures, pooled segm AP, the paper's."""
+    t = table.set_index("metric")
     row = {"A": affinities, "epochs": epochs, "parameters": params}
     for metric in ("Sens (COVID)", "Sens (CP)", "TNR (Normal)", "F1 (weighted)"):
-        row[metric] = est[metric]
-    control_f1 = float(
-        table.loc[table["metric"] == "F1 (weighted)", "majority-class control"].iloc[0]
-    )
-    row["F1 beats control"] = table.loc[table["metric"] == "F1 (weighted)", "beats control"].iloc[0]
-    row["control F1"] = round(control_f1, 4)
-    row["segm AP (phantoms)"] = float(ap.loc[0, "AP@[.5:.95]"])
+        row[metric] = float(t.loc[metric, "estimate"])
+    row["control F1"] = float(t.loc["F1 (weighted)", "majority-class control"])
+    row["F1 beats control"] = t.loc["F1 (weighted)", "beats control"]
+    row["segm AP"] = segm_ap
+    row["segm AP data"] = segm_data
     paper = PAPER_CLASSIFICATION.get(affinities, {})
     row["paper: F1"] = paper.get("F1 (weighted)")
     row["paper: Sens (COVID)"] = paper.get("Sens (COVID)")

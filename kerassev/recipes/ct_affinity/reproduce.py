@@ -22,15 +22,17 @@ from kerassev.models.detection.affinity_branches import DetectionWeightCopy
 from kerassev.models.detection.affinity_model import AffinityMaskRCNN
 from kerassev.plots import save_figure
 from kerassev.precision import runs_in_configured_precision
+from kerassev.recipes.ct_lesions.data import letterbox
 from kerassev.runs import RunFolder
 from kerassev.stats.tables import to_markdown
 from kerassev.training import discard_stage_checkpoints, fit_stage
 
 from .config import CLASS_NAMES, PAPER_SOURCE, RUN_KIND, CtAffinityConfig
-from .data import AffinityData, generalisation_sets, load_data, training_items
+from .data import AffinityData, generalisation_sets, load_data, train_labels, training_items
 from .evaluate import (
     ap_rows,
     binary_table,
+    class_probs,
     classification_table,
     confusion_table,
     heatmap_indices,
@@ -104,12 +106,40 @@ def _write(run: RunFolder, name: str, table: pd.DataFrame, caption: str) -> None
     run.new_file(f"{name}.md").write_text(caption + "\n\n" + to_markdown(table) + "\n")
 
 
-def _evaluate_phantoms(model, data: AffinityData, config: CtAffinityConfig):
-    preds, probs = predict(model, data.test, config.image_size)
-    train_labels = [s.label for s in data.train]
-    table = classification_table(data.test_labels, probs, train_labels, seed=config.seed)
-    ap, per_slice = ap_rows(data.test, preds, config, "CT phantoms (test)")
+def _evaluate_classification(model, data: AffinityData, config: CtAffinityConfig):
+    """``(table, phantom AP rows or None, per-slice frame, probs)`` on the classification test set."""
+    if data.covidx:  # streamed: 21,191 slices do not fit in memory; no lesion masks, no AP
+        images = (c.image() for c in data.covidx_test)
+        probs = class_probs(model, images, config.image_size)
+        ap, per_slice = None, pd.DataFrame()
+    else:
+        preds, probs = predict(model, data.test, config.image_size)
+        ap, per_slice = ap_rows(data.test, preds, config, "CT phantoms (test)")
+    labels = train_labels(data)
+    table = classification_table(data.test_labels, probs, labels, seed=config.seed)
     return table, ap, per_slice, probs
+
+
+def _heat_examples(data: AffinityData, config: CtAffinityConfig):
+    """``(images (K, S, S, 1), titles)``: the first test images of each class, for X2."""
+    idx = heatmap_indices(data.test_labels, config.heatmap_images)
+    if data.covidx:
+        picks = [data.covidx_test[i] for i in idx]
+        images = [letterbox(c.image(), config.image_size) for c in picks]
+        names = [Path(c.filename).stem for c in picks]
+    else:
+        images = [data.test[i].image for i in idx]
+        names = [Path(data.test[i].path).stem for i in idx]
+    titles = [f"{CLASS_NAMES[data.test_labels[i]]}: {n}" for i, n in zip(idx, names, strict=True)]
+    return np.stack(images)[..., None].astype(np.float32), titles
+
+
+def _segm_summary(ap, ap_real) -> tuple[float | None, str]:
+    """The pooled segm AP the sweep reports: phantoms when scored, else the real slices."""
+    for table, label in ((ap, "phantoms"), (ap_real, "real ct_lesions slices")):
+        if table is not None and "AP@[.5:.95]" in table and table["AP@[.5:.95]"].notna().any():
+            return float(table["AP@[.5:.95]"].iloc[0]), label
+    return None, "none"
 
 
 def _lesion_ap(model, data: AffinityData, config: CtAffinityConfig):
@@ -143,8 +173,7 @@ def reproduce(
     else:
         run = RunFolder.create(out, RUN_KIND, config=config, seed=config.seed)
     items = training_items(data)
-    heat = heatmap_indices(data.test_labels, config.heatmap_images)
-    heat_images = np.stack([data.test[i].image[..., None] for i in heat]).astype(np.float32)
+    heat_images, heat_titles = _heat_examples(data, config)
     log = _train(
         model, items, config, run, "train", config.epochs, verbose=verbose, seed=config.seed,
         callbacks=[X2Snapshot(heat_images, run.path / "x2_epoch1.npz")],
@@ -154,35 +183,38 @@ def reproduce(
     if not run.stage_done("evaluate"):
         started = time.perf_counter()
         run.set_aside(*OUTPUTS)
-        table, ap, per_phantom, probs = _evaluate_phantoms(model, data, config)
+        table, ap, per_phantom, probs = _evaluate_classification(model, data, config)
         ap_real, per_real = _lesion_ap(model, data, config)
+        what = "the COVIDx CT-1 test slices" if data.covidx else "the test phantoms"
         caption = (
-            f"Classification of the test phantoms (COVID / CP / Normal; sensitivity per class, "
+            f"Classification of {what} (COVID / CP / Normal; sensitivity per class, "
             f"TNR for Normal, weighted F1; 95 % Wilson / bootstrap CIs). {_control_sentence(table)} "
             + base
             + paper_note
         )
         _write(run, "classification_table", table, caption)
         _write(run, "confusion_matrix", confusion_table(data.test_labels, probs),
-               "Confusion matrix (rows true, columns predicted), test phantoms. " + base)  # fmt: skip
-        ap_all = pd.concat([ap, ap_real], ignore_index=True)
+               f"Confusion matrix (rows true, columns predicted), {what}. " + base)  # fmt: skip
+        ap_all = pd.concat([t for t in (ap, ap_real) if t is not None], ignore_index=True)
         _write(
             run, "ap_table", ap_all,
             "Segmentation AP (COCO, one 'lesion' class) of the same model on the test phantoms "
-            "and on the real ct_lesions test slices (these have no COVID / CP / Normal label: "
+            "(when they are the classification data) and on the real ct_lesions test slices (these have no COVID / CP / Normal label: "
             "segmentation only); per-slice mean uses the paper's negative-image rule. "
             + base + paper_note,
         )  # fmt: skip
         frame = pd.DataFrame(probs, columns=[f"p_{n}" for n in CLASS_NAMES])
         frame.insert(0, "label", [CLASS_NAMES[i] for i in data.test_labels])
-        frame.insert(0, "file", [s.path for s in data.test])
+        files = [c.path for c in data.covidx_test] if data.covidx else [s.path for s in data.test]
+        frame.insert(0, "file", files)
         frame.to_csv(run.new_file("predictions.csv"), index=False)
         per_phantom.to_csv(run.new_file("per_slice_phantoms.csv"), index=False)
         per_real.to_csv(run.new_file("per_slice_lesions.csv"), index=False)
         with open(run.new_file("x2_last.npz"), "wb") as f:
             np.savez(f, x2=x2_of(model, heat_images))
-        _x2_figures(run, data, heat, base, config)
-        row = sweep_row(config.affinities, config.epochs, table, ap, model.count_params())
+        _x2_figures(run, heat_titles, base, config)
+        segm = _segm_summary(ap, ap_real)
+        row = sweep_row(config.affinities, config.epochs, table, *segm, model.count_params())
         run.new_file(MAIN_ROW).write_text(json.dumps(row))
         run.mark_stage_done("evaluate", seconds=time.perf_counter() - started)
 
@@ -197,12 +229,11 @@ def reproduce(
     return result_of(run, log)
 
 
-def _x2_figures(run, data, heat, base, config):
+def _x2_figures(run, titles, base, config):
     first_path = run.path / "x2_epoch1.npz"
     last = np.load(run.path / "x2_last.npz")["x2"]
     first = np.load(first_path)["x2"] if first_path.is_file() else None
     vmax = shared_scale(last, *([first] if first is not None else []))
-    titles = [f"{CLASS_NAMES[data.test_labels[i]]}: {Path(data.test[i].path).stem}" for i in heat]
     for name, x2, when in (("x2_epoch1", first, "after epoch 1"),
                            ("x2_last", last, f"after epoch {config.epochs} (last)")):  # fmt: skip
         if x2 is None:  # a run resumed past epoch 1 before the snapshot existed
@@ -211,7 +242,7 @@ def _x2_figures(run, data, heat, base, config):
         fig = x2_figure(x2, titles, vmax=vmax, heading=f"X2 = W1^T X1 {when}")
         save_figure(
             fig, run.path / f"{name}.png",
-            f"X2 (A x C) {when} for one test phantom per class; colour scale shared by both "
+            f"X2 (A x C) {when} for the first test image(s) of each class; colour scale shared by both "
             f"figures (|X2| 99th percentile {vmax:.3g}). " + base,
         )  # fmt: skip
 
@@ -260,8 +291,9 @@ def _sweep(config: CtAffinityConfig, data: AffinityData, run: RunFolder, caption
             model = build_model(config, data, a)
             _train(model, training_items(data), config, run, f"sweep_A{a}", config.sweep_epochs,
                    verbose=verbose, seed=config.seed)  # fmt: skip
-            table, ap, _, _ = _evaluate_phantoms(model, data, config)
-            row = sweep_row(a, config.sweep_epochs, table, ap, model.count_params())
+            table, ap, _, _ = _evaluate_classification(model, data, config)
+            segm = _segm_summary(ap, _lesion_ap(model, data, config)[0] if ap is None else None)
+            row = sweep_row(a, config.sweep_epochs, table, *segm, model.count_params())
             run.new_file("sweep", f"A{a}.json").write_text(json.dumps(row))
             discard_stage_checkpoints(run, f"sweep_A{a}")  # the row is the product
         rows.append(json.loads(done.read_text()))
