@@ -31,6 +31,7 @@ from kerassev.models.detection.affinity_model import IMAGE_CLASSES
 from kerassev.recipes.ct_lesions.config import CtLesionsConfig
 from kerassev.recipes.ct_lesions.data import (
     Slice,
+    example_signature,
     intensity_stats,
     load_slices,
     training_example,
@@ -224,12 +225,8 @@ def _example(item, config: CtAffinityConfig) -> dict[str, np.ndarray]:
 
 def training_dataset(items: list, config: CtAffinityConfig, *, seed: int) -> tf.data.Dataset:
     """Shuffled (a new order each epoch), batched fixed-shape examples with their ``label``."""
-    size, m = config.image_size, config.max_instances
     signature = {
-        "images": tf.TensorSpec((size, size, 1), tf.float32),
-        "boxes": tf.TensorSpec((m, 4), tf.float32),
-        "classes": tf.TensorSpec((m,), tf.int32),
-        "masks": tf.TensorSpec((m, size, size), tf.uint8),
+        **example_signature(config.image_size, config.max_instances),
         "label": tf.TensorSpec((), tf.int32),
         "segmented": tf.TensorSpec((), tf.int32),
     }
