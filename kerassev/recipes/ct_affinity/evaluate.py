@@ -39,7 +39,8 @@ _CALLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _traced_call(model):
     """One ``tf.function`` per model, so every evaluation of it reuses one trace."""
     if model not in _CALLS:
-        _CALLS[model] = tf.function(lambda x: model(x))
+        ref = weakref.ref(model)  # a strong reference would keep every swept model alive
+        _CALLS[model] = tf.function(lambda x: ref()(x))
     return _CALLS[model]
 
 
