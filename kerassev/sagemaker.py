@@ -8,6 +8,8 @@ out (an explicit option always wins):
 * ``SM_CHANNEL_LABELS`` -> ``--labels`` (paper 01): the one ``.csv`` in that channel;
 * ``SM_CHANNEL_WEIGHTS`` -> ``--weights`` (paper 01) / ``--imagenet-weights`` (paper 03): the one
   ``.h5`` in that channel; ``SM_CHANNEL_XRV`` -> ``--xrv-checkpoint`` (paper 03);
+* ``SM_CHANNEL_CNCB`` / ``SM_CHANNEL_COVIDX`` -> ``--cncb`` / ``--covidx`` (paper 05): the CNCB
+  image folder and the COVIDx CT-1 split files;
 * ``SM_OUTPUT_DATA_DIR`` -> ``--out``: the run folder goes there (uploaded as ``output.tar.gz``);
 * ``SM_HPS`` (the estimator's ``hyperparameters`` as JSON) -> ``--preset`` and ``--seed`` from
   the keys of those names, every other key as ``--set KEY=VALUE``; ``paper`` picks the paper;
@@ -40,6 +42,11 @@ CHANNEL_OPTIONS = {
         "--data": (("TRAINING", "DATA"), None),
         "--imagenet-weights": (("WEIGHTS",), ".h5"),
         "--xrv-checkpoint": (("XRV",), ".h5"),
+    },
+    "affinity": {  # paper 05: ct_lesions slices, CNCB images, COVIDx CT-1 split files
+        "--data": (("TRAINING", "DATA"), None),
+        "--cncb": (("CNCB",), None),
+        "--covidx": (("COVIDX",), None),
     },
 }
 

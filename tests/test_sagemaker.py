@@ -123,3 +123,14 @@ def test_paper01_job_with_imagenet_weights_in_keras_home_lands_where_sagemaker_e
     assert (model / "ssl_imagenet_fold0_savedmodel" / "saved_model.pb").is_file()
     assert (model / "ssl_imagenet_fold0.tflite").is_file()
     assert (model / "REPORT.md").read_text() == report
+
+
+def test_paper05_channels_become_its_folders(tmp_path, monkeypatch):
+    env = _job(tmp_path, monkeypatch, {"paper": "affinity", "preset": "paper", "epochs": 5})
+    for name in ("CNCB", "COVIDX"):
+        monkeypatch.setenv(f"SM_CHANNEL_{name}", str(tmp_path / name.lower()))
+    argv = sagemaker.reproduce_argv("affinity", [])
+    assert argv[argv.index("--data") + 1] == str(env["SM_CHANNEL_TRAINING"])
+    assert argv[argv.index("--cncb") + 1] == str(tmp_path / "cncb")
+    assert argv[argv.index("--covidx") + 1] == str(tmp_path / "covidx")
+    assert argv[argv.index("--set") + 1 :] == ["epochs=5"]

@@ -13,7 +13,7 @@ from kerassev.distribute import DISTRIBUTIONS
 from kerassev.precision import PRECISIONS
 
 # Sub-command modules, in help order (paper 01, 03, then the papers still to come).
-PAPER_MODULES = ["mrale", "learner", "cohen", "covid_ssl", "ct_lesions"]
+PAPER_MODULES = ["mrale", "learner", "cohen", "covid_ssl", "ct_lesions", "affinity"]
 
 
 def register(subparsers) -> None:

@@ -11,7 +11,7 @@ from kerassev import config
 from kerassev.data.loaders.adni import load_adni
 from kerassev.data.loaders.covid_chestxray import load_covid_chestxray
 from kerassev.data.loaders.covid_radiography import load_covid_radiography
-from kerassev.data.loaders.covidx_ct import load_covidx_ct
+from kerassev.data.loaders.covidx_ct import load_covidx_ct, load_covidx_ct_cncb
 from kerassev.data.loaders.ct_lesions import load_ct_lesions
 from kerassev.data.loaders.cxr_lesion_masks import (
     assemble_mask,
@@ -68,6 +68,7 @@ __all__ = [
     "load_covid_chestxray",
     "load_covid_radiography",
     "load_covidx_ct",
+    "load_covidx_ct_cncb",
     "load_ct_lesions",
     "load_cxr_lesion_masks",
     "load_cxr_mask_boxes",

@@ -7,10 +7,12 @@ copied by :class:`~.affinity_branches.DetectionWeightCopy`) -> RoI batch selecti
 3 logits (COVID, CP, Normal). Loss (eq. 6): Mask R-CNN's segmentation losses + per-class binary
 cross-entropy on the 3 logits (eq. 7, summed over classes).
 
-Batches are those of :class:`MaskRCNN` plus ``"label" (N,)`` int32 image class. Deviation: the
-paper trains segmentation on 750 lesion slices and classification on 3,000 other slices; here one
-batch carries both targets (phantoms have both), and a lesion-free slice trains the detector on
-negatives only.
+Batches are those of :class:`MaskRCNN` plus ``"label" (N,)`` int32 image class (-1: none, a
+segmentation-only slice) and optionally ``"segmented" (N,)`` (0: no lesion masks, the segmentation
+losses are switched off, as for the paper's COVIDx-CT classification slices). The paper trains
+segmentation on 750 lesion slices and classification on 3,000 other slices; here one batch
+carries both targets where it can (phantoms have both; real lesion slices come with label -1),
+and a lesion-free slice with ``segmented`` 1 (or absent) trains the detector on negatives only.
 """
 
 from __future__ import annotations
@@ -94,10 +96,18 @@ class AffinityMaskRCNN(MaskRCNN):
         return logits, x2, boxes
 
     def image_loss(self, labels, logits):
-        """Eq. 7: one binary cross-entropy per class on its logit, summed, mean over images."""
-        onehot = tf.one_hot(tf.cast(labels, tf.int32), self.affinity_config.num_image_classes)
+        """Eq. 7: one binary cross-entropy per class on its logit, summed, mean over images.
+
+        A label < 0 marks a slice without an image class (a segmentation-only slice, as the
+        paper's 750 lesion slices): it adds nothing to this loss; a batch of only such slices
+        gives 0.
+        """
+        labels = tf.cast(labels, tf.int32)
+        onehot = tf.one_hot(tf.maximum(labels, 0), self.affinity_config.num_image_classes)
         per_class = self.image_loss_fn(onehot[..., None], logits[..., None])  # (N, classes)
-        return tf.reduce_mean(tf.reduce_sum(per_class, axis=-1))
+        labelled = tf.cast(labels >= 0, per_class.dtype)
+        total = tf.reduce_sum(tf.reduce_sum(per_class, axis=-1) * labelled)
+        return total / tf.maximum(tf.reduce_sum(labelled), 1.0)
 
     def call(self, images, training=False):
         out = super().call(images, training=False)
@@ -114,6 +124,9 @@ class AffinityMaskRCNN(MaskRCNN):
         losses = self.compute_losses(data, training=training)
         logits, _, _ = self.image_logits(self._last_features, training=training)
         segmentation = tf.add_n(list(losses.values()))
+        if "segmented" in data:  # 0: a slice without lesion masks (a classification-only slice)
+            # Exact at the paper's batch size 1; a batch mean weight otherwise.
+            segmentation *= tf.reduce_mean(tf.cast(data["segmented"], segmentation.dtype))
         image = self.image_loss(data["label"], logits)
         return losses, segmentation, image
 

@@ -127,16 +127,22 @@ class CtLesionsConfig:
 
     def model_config(self, *, num_classes: int, mean: float, std: float):
         """The :class:`~kerassev.models.detection.MaskRCNNConfig` of this run."""
-        from kerassev.models.detection import MaskRCNNConfig
+        return detector_config(self, num_classes=num_classes, mean=mean, std=std)
 
-        anchors = (32, 64, 128, 256, 512)
-        if self.image_size < 256:  # small inputs: anchors scaled with the image
-            anchors = tuple(max(8, a * self.image_size // 512) for a in anchors)
-        fields = {f.name for f in dataclasses.fields(MaskRCNNConfig)}
-        shared = {k: v for k, v in dataclasses.asdict(self).items() if k in fields}
-        return MaskRCNNConfig(
-            **shared, num_classes=num_classes, anchor_sizes=anchors, mean=mean, std=std
-        )
+
+def detector_config(recipe_config, *, num_classes: int, mean: float, std: float):
+    """A :class:`~kerassev.models.detection.MaskRCNNConfig` from the same-named fields of a
+    recipe's config dataclass (this one, paper 05's affinity recipe), anchors scaled to its size."""
+    from kerassev.models.detection import MaskRCNNConfig
+
+    anchors = (32, 64, 128, 256, 512)
+    if recipe_config.image_size < 256:  # small inputs: anchors scaled with the image
+        anchors = tuple(max(8, a * recipe_config.image_size // 512) for a in anchors)
+    fields = {f.name for f in dataclasses.fields(MaskRCNNConfig)}
+    shared = {k: v for k, v in dataclasses.asdict(recipe_config).items() if k in fields}
+    return MaskRCNNConfig(
+        **shared, num_classes=num_classes, anchor_sizes=anchors, mean=mean, std=std
+    )
 
 
 #: Epochs of the cpu preset: ~50 slices x CPU_EPOCHS steps at the 256-px train-step time of

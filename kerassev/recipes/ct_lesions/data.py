@@ -125,15 +125,21 @@ def _flip(example):
     }
 
 
-def training_dataset(slices: list[Slice], config: CtLesionsConfig) -> tf.data.Dataset:
-    """Shuffled, batched fixed-shape examples (built on the fly: masks are large at 512 px)."""
-    size, m = config.image_size, config.max_instances
-    signature = {
+def example_signature(size: int, max_instances: int) -> dict[str, tf.TensorSpec]:
+    """The ``tf.data`` signature of :func:`training_example`'s examples."""
+    m = max_instances
+    return {
         "images": tf.TensorSpec((size, size, 1), tf.float32),
         "boxes": tf.TensorSpec((m, 4), tf.float32),
         "classes": tf.TensorSpec((m,), tf.int32),
         "masks": tf.TensorSpec((m, size, size), tf.uint8),
     }
+
+
+def training_dataset(slices: list[Slice], config: CtLesionsConfig) -> tf.data.Dataset:
+    """Shuffled, batched fixed-shape examples (built on the fly: masks are large at 512 px)."""
+    size, m = config.image_size, config.max_instances
+    signature = example_signature(size, m)
     rng = np.random.default_rng(config.seed)
 
     def gen():  # a new order each epoch, without a shuffle buffer of full-size masks

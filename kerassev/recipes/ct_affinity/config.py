@@ -1,0 +1,202 @@
+"""Paper 05 (Ter-Sarkisov 2021) as data: the affinity model on CT phantoms and real lesion slices.
+
+``paper``: the paper's values (SPEC §05): Adam lr 1e-5, weight decay 1e-3, batch 1, 100 epochs,
+A = 256 affinities, RoI batch B = 8, NMS 0.25, N = 3 sieve stages, a ResNet-50-FPN at 512 px,
+3,000 class-balanced training slices (1,000 per class; here phantoms), the A sweep
+{32, 64, 128, 256, 512} and the 20-epoch 2-class fine-tuning (iCTCF, here phantoms).
+``smoke``: a 64-px tiny backbone, a handful of slices and 2 epochs, for CI.
+Paper figures are targets in ``paper:`` columns, never our results (their data are CNCB-NCOV).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kerassev.recipes.ct_lesions.config import detector_config
+
+RUN_KIND = "ct_affinity"
+PRESETS = ("smoke", "paper")
+CLASS_NAMES = ("COVID", "CP", "Normal")  # index order of IMAGE_CLASSES (covid, cp, normal)
+NEGATIVE_CLASS = 2  # Normal: its "sensitivity" is the true-negative rate (paper 05 Table 5)
+
+#: Paper 05 Table 5 / §4 text (CNCB-NCOV COVIDx-CT test split, 21,192 slices), in [0, 1].
+#: The abstract gives F1 91.94 % for A = 256, the conclusion 91.71 %; SPEC §05 keeps 91.94 %.
+PAPER_CLASSIFICATION = {
+    256: {"Sens (COVID)": 0.9174, "Sens (CP)": 0.8535, "TNR (Normal)": 0.9726, "F1 (weighted)": 0.9194},
+    128: {"Sens (COVID)": 0.8691, "Sens (CP)": 0.9565, "F1 (weighted)": 0.9380},
+}  # fmt: skip
+#: Paper 05 Table 4: segmentation mAP@[0.5:0.95] of the A = 64 model (CNCB-NCOV lesion slices).
+PAPER_SEGM_AP = {64: 0.42}
+PAPER_SOURCE = "Ter-Sarkisov 2021 (paper 05), Tables 4-5, CNCB-NCOV (other data): targets, not ours"
+
+
+@dataclass(frozen=True)
+class CtAffinityConfig:
+    # data: CT phantoms (three classes, lesion masks) + real ct_lesions slices (segmentation only)
+    data_root: str | None = None  # the ct_lesions folder (default $KERASSEV_DATA/ct_lesions)
+    lesion_slices: bool = True  # train / evaluate segmentation on the real slices when present
+    train_per_class: int = 1000  # paper: 3,000 training slices, 1,000 per class
+    test_per_class: int = 300
+    lesion_train_limit: int | None = None  # first N real training slices (smoke)
+    lesion_test_limit: int | None = None
+    # COVIDx CT-1 from your CNCB image folder (<CLASS>/<patient>/<scan>/<slice>.png|jpg): when
+    # set, classification trains on train_per_class body-cropped slices per class and is scored
+    # on the test split (the paper's data) instead of phantoms; they carry no lesion masks.
+    cncb_root: str | None = None
+    covidx_root: str | None = None  # split files (default $KERASSEV_DATA/covidx_ct)
+    covidx_missing: str = "error"  # or "skip": leave missing slices out and report them
+    covidx_test_limit: int | None = None  # a seeded sample of the test split (None: all 21,191)
+    min_lesion_size: int = 10  # px at 512 px (paper): smaller lesions go to background
+
+    stats_sample: int = (
+        300  # slices whose pixels give the global mean / std (paper's only preprocessing)
+    )
+    # detector (names as in MaskRCNNConfig)
+    image_size: int = 512
+    backbone: str = "resnet50"
+    backbone_weights: str | None = "imagenet"
+    fpn_channels: int = 256
+    tiny_width: int = 16
+    representation_size: int = 1024
+    mask_channels: int = 256
+    rpn_pre_nms_train: int = 2000
+    rpn_post_nms_train: int = 2000
+    rpn_pre_nms_test: int = 1000
+    rpn_post_nms_test: int = 1000
+    roi_batch: int = 512  # RoIs sampled per image for the detector's losses (not B)
+    mask_roi_batch: int | None = None
+    max_instances: int = 48
+    detections_per_image: int = 100
+    # affinity model (AffinityConfig)
+    affinities: int = 256  # A
+    lesion_batch: int = 8  # B: RoIs selected per image for the classifier
+    roi_nms: float = 0.25
+    sieve_stages: int = 3  # N
+    feature_channels: int = 256  # C of the lesion-mask features (8 x 256 x 28 x 28)
+    hidden: int = 1024  # the two FC layers (width not given in the paper)
+    # training (Algorithm 1)
+    epochs: int = 100
+    batch_size: int = 1
+    learning_rate: float = 1e-5
+    # The paper's PyTorch Adam(weight_decay=1e-3) is coupled L2 (wd * w added to the gradient
+    # before Adam's moments). We implement Keras' Adam(weight_decay=...), which is *decoupled*
+    # (AdamW-style: w -= lr * wd * w after the Adam step), as the detector recipe does.
+    weight_decay: float = 1e-3
+    copy_frequency: str = "epoch"  # DetectionWeightCopy checks the segmentation loss per epoch
+    # A sweep (Table 5): every A trained the same way for sweep_epochs
+    sweep: tuple[int, ...] = (32, 64, 128, 256, 512)
+    sweep_epochs: int = 100
+    # generalisation (§4.4, iCTCF: Negative vs COVID-19): fine-tune epochs, 0 to skip
+    generalise_epochs: int = 20
+    generalise_train_per_class: int = 300  # paper: 600 train+val slices
+    generalise_test_per_class: int = 300
+    # evaluation
+    negative_rule: bool = True  # paper: a lesion-free image scores 1 without detections
+    union_score_threshold: float = 0.5
+    heatmap_images: int = 1  # test images per class whose X2 is drawn
+    seed: int = 0
+    # float32 only: the detector's losses are not mixed-precision safe (as CtLesionsConfig).
+    precision: str = "float32"
+
+    def __post_init__(self):
+        if self.precision != "float32":
+            raise ValueError(
+                f"precision={self.precision!r}: the affinity model runs in float32 only for now"
+            )
+        for name in (
+            "lesion_train_limit",
+            "lesion_test_limit",
+            "mask_roi_batch",
+            "covidx_test_limit",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, str):  # ``--set lesion_train_limit=4`` arrives as text
+                try:
+                    object.__setattr__(self, name, int(value))
+                except ValueError:
+                    raise ValueError(f"{name} must be an integer or none, got {value!r}") from None
+        if self.copy_frequency not in ("epoch", "batch"):
+            raise ValueError(
+                f"copy_frequency must be 'epoch' or 'batch', not {self.copy_frequency!r}"
+            )
+        if self.covidx_missing not in ("error", "skip"):
+            raise ValueError(
+                f"covidx_missing must be 'error' or 'skip', not {self.covidx_missing!r}"
+            )
+        if self.train_per_class < 1 or self.test_per_class < 1:
+            raise ValueError("train_per_class and test_per_class must be at least 1")
+
+    @classmethod
+    def paper(cls, **overrides) -> CtAffinityConfig:
+        return cls(**overrides)
+
+    @classmethod
+    def smoke(cls, **overrides) -> CtAffinityConfig:
+        values = dict(
+            train_per_class=3,
+            test_per_class=3,
+            lesion_train_limit=3,
+            lesion_test_limit=3,
+            stats_sample=30,
+            image_size=64,
+            backbone="tiny",
+            backbone_weights=None,
+            tiny_width=4,
+            fpn_channels=16,
+            representation_size=32,
+            mask_channels=16,
+            rpn_pre_nms_train=100,
+            rpn_post_nms_train=50,
+            rpn_pre_nms_test=100,
+            rpn_post_nms_test=50,
+            roi_batch=32,
+            max_instances=6,
+            detections_per_image=10,
+            affinities=32,
+            feature_channels=16,
+            hidden=16,
+            epochs=2,
+            learning_rate=1e-3,
+            sweep=(32, 64),
+            sweep_epochs=2,
+            generalise_epochs=1,
+            generalise_train_per_class=2,
+            generalise_test_per_class=3,
+        )
+        return cls(**{**values, **overrides})
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> CtAffinityConfig:
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
+        return getattr(cls, name)(**overrides)
+
+    @property
+    def phantom_min_lesion_size(self) -> int:
+        """The paper's 10 px at 512 px, scaled to the phantoms' rendering size."""
+        return max(2, round(self.min_lesion_size * self.image_size / 512))
+
+    def model_config(self, *, mean: float, std: float):
+        """The detector's :class:`MaskRCNNConfig`: one foreground class, "lesion" (SPEC §05)."""
+        return detector_config(self, num_classes=2, mean=mean, std=std)
+
+    def affinity_config(self, affinities: int | None = None):
+        from kerassev.models.detection.affinity_model import AffinityConfig
+
+        return AffinityConfig(
+            affinities=affinities or self.affinities,
+            sieve_stages=self.sieve_stages,
+            roi_batch=self.lesion_batch,
+            roi_nms=self.roi_nms,
+            feature_channels=self.feature_channels,
+            hidden=self.hidden,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"affinity model: Mask R-CNN {self.backbone}-FPN at {self.image_size} px (backbone "
+            f"{self.backbone_weights or 'random init'}), A={self.affinities}, B={self.lesion_batch}, "
+            f"N={self.sieve_stages} sieve stages, NMS {self.roi_nms}; Adam lr {self.learning_rate:g}, "
+            f"decoupled weight decay {self.weight_decay:g}, batch {self.batch_size}, "
+            f"{self.epochs} epochs, seed {self.seed}"
+        )
