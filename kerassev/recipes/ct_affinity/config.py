@@ -97,6 +97,9 @@ class CtAffinityConfig:
     seed: int = 0
     # float32 only: the detector's losses are not mixed-precision safe (as CtLesionsConfig).
     precision: str = "float32"
+    # auto | none | mirrored | multi_worker (kerassev.distribute): auto is MultiWorkerMirrored
+    # under a multi-task TF_CONFIG, Mirrored on 2+ GPUs, else one device; batch sizes are global.
+    distribution: str = "auto"
 
     def __post_init__(self):
         if self.precision != "float32":

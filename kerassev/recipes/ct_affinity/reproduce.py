@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from kerassev.distribute import runs_under_configured_distribution
 from kerassev.models.detection.affinity_branches import DetectionWeightCopy
 from kerassev.models.detection.affinity_model import AffinityMaskRCNN
 from kerassev.plots import save_figure
@@ -161,6 +162,7 @@ def _control_sentence(table: pd.DataFrame) -> str:
 
 
 @runs_in_configured_precision
+@runs_under_configured_distribution
 def reproduce(
     config: CtAffinityConfig, out: str | Path, *, resume: bool = False, verbose: int = 0
 ) -> dict:
