@@ -12,6 +12,9 @@ Input: a ranked batch of ``B`` lesion-mask features per image, ``(N, B, H, W, C)
 
 then two fully connected layers with ReLU and a 3-neuron logits layer (§3: COVID, CP, Normal).
 The hidden width of the two FC layers is not given in the paper (``hidden`` here).
+
+Under a mixed policy the sieve and the FC layers compute in 16 bits; the vectorisation (a mean
+of 784 values), W1, w2 (eqs. 1-5, tiny) and the returned logits and X2 are float32.
 """
 
 from __future__ import annotations
@@ -87,9 +90,11 @@ class AffinityLayer(keras.layers.Layer):
         self.sieve.build(input_shape)
         # W1: B x A (eq. 2), one column per affinity; w2: length A (eq. 5).
         self.w1 = self.add_weight(
-            shape=(b, self.affinities), initializer="glorot_uniform", name="w1"
+            shape=(b, self.affinities), initializer="glorot_uniform", name="w1", autocast=False
         )
-        self.w2 = self.add_weight(shape=(self.affinities,), initializer="glorot_uniform", name="w2")
+        self.w2 = self.add_weight(
+            shape=(self.affinities,), initializer="glorot_uniform", name="w2", autocast=False
+        )
         self.fc1.build((None, c))
         self.fc2.build((None, self.hidden))
         self.logits.build((None, self.hidden))
@@ -97,10 +102,11 @@ class AffinityLayer(keras.layers.Layer):
 
     def call(self, features, training=False):
         sieved = self.sieve(features, training=training)
-        x1 = tf.reduce_mean(sieved, axis=(2, 3))  # vectorise: (N, B, C), eq. 1
-        x2 = tf.einsum("ba,nbc->nac", self.w1, x1)  # X2 = W1^T X1, eq. 2
-        x3 = tf.einsum("a,nac->nc", self.w2, x2)  # x3 = w2^T X2, eq. 5
-        return self.logits(self.fc2(self.fc1(x3))), x2
+        x1 = tf.reduce_mean(tf.cast(sieved, tf.float32), axis=(2, 3))  # vectorise: (N, B, C), eq. 1
+        x2 = tf.einsum("ba,nbc->nac", tf.cast(self.w1, tf.float32), x1)  # X2 = W1^T X1, eq. 2
+        x3 = tf.einsum("a,nac->nc", tf.cast(self.w2, tf.float32), x2)  # x3 = w2^T X2, eq. 5
+        logits = self.logits(self.fc2(self.fc1(x3)))
+        return tf.cast(logits, tf.float32), x2
 
     def get_config(self):
         return {

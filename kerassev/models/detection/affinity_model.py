@@ -142,7 +142,8 @@ class AffinityMaskRCNN(MaskRCNN):
         with tf.GradientTape() as tape:
             losses, segmentation, image = self._step_losses(data, training=True)
             total = segmentation + image  # eq. 6
-        grads = tape.gradient(total, self.trainable_variables)
+            scaled = self.optimizer.scale_loss(total)  # loss scaling under mixed_float16
+        grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         return self._record_all(losses, segmentation, image)
 

@@ -5,7 +5,9 @@
 - :class:`MaskHead`: four 3x3 convs + ReLU on the 14x14 RoI (``MaskRCNNHeads``);
 - :class:`MaskPredictor`: 2x2 stride-2 transposed conv + ReLU -> 1x1 conv: 28x28 logits per class.
 
-Inputs are ``(B, R, P, P, C)`` (or ``(N, P, P, C)``); leading dimensions are kept. Paper 05 builds
+Inputs are ``(B, R, P, P, C)`` (or ``(N, P, P, C)``); leading dimensions are kept. Under a mixed
+policy the layers compute in 16 bits and the predictors return float32 (as Keras' mixed-precision
+guide casts a model's outputs), so box decoding, NMS and the losses are float32. Paper 05 builds
 its classification and mask-feature branches as copies of these layers, so each stands alone.
 """
 
@@ -56,9 +58,9 @@ class BoxPredictor(keras.layers.Layer):
         )
 
     def call(self, x):
-        deltas = self.bbox_pred(x)
+        deltas = tf.cast(self.bbox_pred(x), tf.float32)
         shape = tf.concat([tf.shape(deltas)[:-1], [self.num_classes + 1, 4]], axis=0)
-        return self.cls_score(x), tf.reshape(deltas, shape)
+        return tf.cast(self.cls_score(x), tf.float32), tf.reshape(deltas, shape)
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
@@ -108,7 +110,7 @@ class MaskPredictor(keras.layers.Layer):
 
     def call(self, x):
         x, lead = _flat(x)
-        return _restore(self.logits(self.deconv(x)), lead)
+        return _restore(tf.cast(self.logits(self.deconv(x)), tf.float32), lead)
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "channels": self.channels}

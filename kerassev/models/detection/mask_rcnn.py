@@ -247,7 +247,10 @@ class MaskRCNN(keras.Model):
         with tf.GradientTape() as tape:
             losses = self.compute_losses(data, training=True)
             total = tf.add_n(list(losses.values()))
-        grads = tape.gradient(total, self.trainable_variables)
+            # LossScaleOptimizer (mixed_float16: compile wraps the optimiser) scales here and
+            # unscales in apply(); any other optimiser returns the loss unchanged.
+            scaled = self.optimizer.scale_loss(total)
+        grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         return self._record(losses)
 

@@ -11,6 +11,10 @@ edge-replicated border first: torchvision's RoIAlign clamps points within one pi
 map to the edge and gives 0 further out, and the border reproduces that. All levels are stacked
 (zero-padded to P2's size) into one batch so a single ``crop_and_resize`` serves every box at the
 cost of its own level only, with static shapes.
+
+Under a mixed policy the sample coordinates are float32 (a bf16 box coordinate at 512 px is off
+by up to 2 px) and so is the interpolation: ``CropAndResize`` has no bf16 kernel and its output
+is float32 whatever its input; the heads after it cast back to their compute dtype.
 """
 
 from __future__ import annotations
@@ -64,6 +68,9 @@ class MultiLevelRoIAlign(keras.layers.Layer):
     def __init__(
         self, output_size=7, sampling_ratio=2, strides=(4, 8, 16, 32), xla_friendly=False, **kw
     ):
+        # No input autocasting: boxes must stay float32 under a mixed policy (features are cast
+        # to float32 below).
+        kw.setdefault("autocast", False)
         super().__init__(**kw)
         self.xla_friendly = xla_friendly  # gathers instead of CropAndResize (no XLA kernel)
         self.output_size = output_size
@@ -71,7 +78,8 @@ class MultiLevelRoIAlign(keras.layers.Layer):
         self.strides = tuple(strides)
 
     def call(self, features, boxes):
-        features = list(features)[: len(self.strides)]
+        features = [tf.cast(f, tf.float32) for f in list(features)[: len(self.strides)]]
+        boxes = tf.cast(boxes, tf.float32)
         p, s = self.output_size, self.sampling_ratio
         b = tf.shape(boxes)[0]
         r = boxes.shape[1]

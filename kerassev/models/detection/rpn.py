@@ -20,7 +20,8 @@ from kerassev.models.detection.box_coder import BoxCoder, clip_boxes
 
 
 class RPNHead(keras.layers.Layer):
-    """Objectness logits ``(B, H*W*A)`` and deltas ``(B, H*W*A, 4)`` for each level."""
+    """Objectness logits ``(B, H*W*A)`` and deltas ``(B, H*W*A, 4)`` for each level, float32
+    whatever the compute dtype (the convs run in the policy's)."""
 
     def __init__(self, num_anchors: int, channels: int = 256, **kwargs):
         super().__init__(**kwargs)
@@ -38,8 +39,9 @@ class RPNHead(keras.layers.Layer):
         for feature in features:
             t = self.conv(feature)
             b = tf.shape(t)[0]
-            logits.append(tf.reshape(self.cls_logits(t), (b, -1)))
-            deltas.append(tf.reshape(self.bbox_pred(t), (b, -1, 4)))
+            # float32 out: anchors, decoding, NMS and the losses are float32 (mixed precision).
+            logits.append(tf.cast(tf.reshape(self.cls_logits(t), (b, -1)), tf.float32))
+            deltas.append(tf.cast(tf.reshape(self.bbox_pred(t), (b, -1, 4)), tf.float32))
         return logits, deltas
 
     def get_config(self):
