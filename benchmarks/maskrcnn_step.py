@@ -7,10 +7,13 @@ excluded), estimates the FLOPs of one inference and one training step from the t
 counted from its full forward + backward graph), and divides the achieved FLOP/s by the peak
 this process measures for a large float32 matmul and a 3x3 conv (the better of the two). The
 ratio says how far from the hardware's dense-math ceiling the step runs (1.0 = at the ceiling).
-Peak memory is the process peak RSS on CPU, the allocator peak on GPU.
+Peak memory is the process peak RSS on CPU, the allocator peak on GPU. ``--precision float32
+bfloat16`` times each model under each setting in the same process (the peak is float32's, so a
+16-bit row's "of peak" can exceed what float32 could reach).
 
     .venv/bin/python benchmarks/maskrcnn_step.py                  # 256 and 512 px
     .venv/bin/python benchmarks/maskrcnn_step.py --sizes 256 --steps 5
+    .venv/bin/python benchmarks/maskrcnn_step.py --sizes 256 --precision float32 bfloat16
 
 On a shared machine other processes' load lowers every number; the CPU-seconds column (this
 process's CPU time per image) is less sensitive to that.
@@ -19,6 +22,7 @@ process's CPU time per image) is less sensitive to that.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -34,6 +38,7 @@ from _device import peak_memory_mib  # noqa: E402
 from detection_harness import two_lesion_batch  # noqa: E402
 
 from kerassev.models.detection import MaskRCNN, MaskRCNNConfig  # noqa: E402
+from kerassev.precision import PRECISIONS, precision_scope  # noqa: E402
 from kerassev.recipes.ct_lesions import CtLesionsConfig  # noqa: E402
 
 
@@ -80,8 +85,16 @@ def model_config(size: int, preset: str) -> MaskRCNNConfig:
     return MaskRCNNConfig(image_size=size, num_classes=1, mean=0.3, std=0.25)
 
 
-def run_size(size: int, *, preset: str, steps: int, device: str) -> dict[str, float]:
-    keras.backend.clear_session()
+def run_size(
+    size: int, *, preset: str, steps: int, device: str, precision: str = "float32"
+) -> dict[str, float]:
+    keras.backend.clear_session()  # resets the global policy: the scope applies it after
+    with precision_scope(precision) as choice:
+        r = _time_model(size, preset=preset, steps=steps, device=device)
+    return {**r, "policy": choice.policy}
+
+
+def _time_model(size: int, *, preset: str, steps: int, device: str) -> dict[str, float]:
     keras.utils.set_random_seed(0)
     config = model_config(size, preset)
     model = MaskRCNN(config)
@@ -129,6 +142,13 @@ def main(argv=None):
         default=[256],
         help="sizes also timed with the ct-lesions cpu preset's model (fewer RoIs, 32 mask slots)",
     )
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        default=["float32"],
+        choices=PRECISIONS,
+        help="each model is timed under each of these settings (kerassev.precision)",
+    )
     args = p.parse_args(argv)
     device, name = find_device()
     peak = measured_peak()
@@ -148,15 +168,15 @@ def main(argv=None):
     )
     mem = "GPU peak MiB" if device.startswith("GPU") else "proc RSS MiB"
     print(
-        f"{'model':>11} {'size':>4} | {'train s/img':>11} {'CPU-s':>6} {'GFLOP':>6} {'peak wall':>9} "
+        f"{'model':>11} {'size':>4} {'policy':>14} | {'train s/img':>11} {'CPU-s':>6} {'GFLOP':>6} {'peak wall':>9} "
         f"{'peak CPU':>8} | {'infer s/img':>11} {'CPU-s':>6} {'GFLOP':>6} {'peak wall':>9} "
         f"{'peak CPU':>8} | {'warm-up s':>9} {mem:>12}"
     )
     rows = [("torchvision", s) for s in args.sizes]
     rows += [("cpu preset", s) for s in args.cpu_preset_sizes]
-    for preset, size in rows:
+    for (preset, size), precision in itertools.product(rows, args.precision):
         kind = "cpu" if preset == "cpu preset" else "default"
-        r = run_size(size, preset=kind, steps=args.steps, device=device)
+        r = run_size(size, preset=kind, steps=args.steps, device=device, precision=precision)
         cells = []
         for part in ("train", "infer"):
             flop = r[f"{part}_gflop"] * 1e9
@@ -165,7 +185,7 @@ def main(argv=None):
                 f"{flop / r[f'{part}_s'] / best:>9.2f} {flop / r[f'{part}_cpu_s'] / best_cpu:>8.2f}"
             )
         print(
-            f"{preset:>11} {size:>4} | {cells[0]} | {cells[1]} | {r['warmup_s']:>9.1f} "
+            f"{preset:>11} {size:>4} {r['policy']:>14} | {cells[0]} | {cells[1]} | {r['warmup_s']:>9.1f} "
             f"{r['peak_mib']:>12.0f}",
             flush=True,
         )

@@ -122,8 +122,8 @@ def test_presets_and_precision():
     assert (a.affinities, a.roi_batch, a.roi_nms, a.feature_channels) == (256, 8, 0.25, 256)
     smoke = CtAffinityConfig.from_preset("smoke")
     assert smoke.model_config(mean=0.3, std=0.2).num_classes == 2  # background + lesion
-    with pytest.raises(ValueError, match="float32 only"):
-        CtAffinityConfig.smoke(precision="bfloat16")
+    assert paper.precision == "auto" and smoke.precision == "float32"
+    assert CtAffinityConfig.smoke(precision="bfloat16").precision == "bfloat16"
     with pytest.raises(ValueError, match="preset"):
         CtAffinityConfig.from_preset("cpu")
 

@@ -181,9 +181,31 @@ def test_building_the_cli_parser_imports_no_tensorflow():
     assert out.stdout.strip() == "[]", out.stdout
 
 
-def test_mask_rcnn_recipe_refuses_16_bit_precision_by_name():
-    from kerassev.recipes.ct_lesions import CtLesionsConfig
+def test_mask_rcnn_recipe_runs_a_bf16_smoke(shared_data, tmp_path):
+    """The detector recipes default to precision=auto (bf16 on AMX CPUs) and their smoke presets
+    pin float32, so this is the one end-to-end run of the bf16 path: train (finite losses),
+    evaluate, a float32 export (3 real training slices, 2 test slices, 64 px, 1 epoch)."""
+    import json
 
-    assert CtLesionsConfig.smoke().precision == "float32"
-    with pytest.raises(ValueError, match="Mask R-CNN recipe runs in float32 only"):
-        CtLesionsConfig.smoke(precision="bfloat16")
+    import numpy as np
+
+    from kerassev.recipes.ct_affinity import CtAffinityConfig
+    from kerassev.recipes.ct_lesions import CtLesionsConfig, reproduce
+
+    assert CtLesionsConfig.paper().precision == CtLesionsConfig.cpu().precision == "auto"
+    assert CtAffinityConfig.paper().precision == "auto"
+    assert CtLesionsConfig.smoke().precision == CtAffinityConfig.smoke().precision == "float32"
+    root = shared_data("ct_lesions")
+    config = CtLesionsConfig.smoke(
+        precision="bfloat16", epochs=1, train_limit=3, test_limit=2, image_size=64,
+        data_root=str(root),
+    )  # fmt: skip
+    result = reproduce(config, tmp_path / "runs")
+    info = json.loads((result["run"].path / "run.json").read_text())
+    assert info["precision"][0]["policy"] == "mixed_bfloat16" and info["completed"]
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
+    log = result["train_log"]
+    assert len(log) == 1 and np.isfinite(log[["loss", "mask", "rcnn_box"]].to_numpy()).all()
+    assert np.isfinite(result["ap_table"]["AP@[.5:.95]"]).all()
+    exported = keras.models.load_model(result["run"].path / "export" / "segmenter.keras")
+    assert {layer.dtype_policy.name for layer in exported._flatten_layers()} == {"float32"}

@@ -15,6 +15,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from kerassev.precision import precision_scope
+
 METADATA_FILE = "kerassev_metadata.json"
 
 
@@ -35,9 +37,11 @@ def export_segmenter(model, out_dir: str | Path, *, class_names, description: st
         if p.exists():
             raise FileExistsError(f"{p} already exists; refusing to overwrite an export")
     out_dir.mkdir(parents=True, exist_ok=True)
-    # An uncompiled copy: the exports then hold the weights only, not Adam's two extra copies.
+    # An uncompiled float32 copy: the exports hold the weights only, not Adam's two extra
+    # copies, and run on any hardware whatever precision trained them (variables are float32).
     trained = model
-    model = type(trained)(trained.config)
+    with precision_scope("float32"):
+        model = type(trained)(trained.config)
     model.set_weights(trained.get_weights())
     model.save(keras_file)
     c = model.config
