@@ -13,8 +13,11 @@ map to the edge and gives 0 further out, and the border reproduces that. All lev
 cost of its own level only, with static shapes.
 
 Under a mixed policy the sample coordinates are float32 (a bf16 box coordinate at 512 px is off
-by up to 2 px) and so is the interpolation: ``CropAndResize`` has no bf16 kernel and its output
-is float32 whatever its input; the heads after it cast back to their compute dtype.
+by up to 2 px) and so is the interpolation (torchvision's autocast runs roi_align in float32 too):
+``CropAndResize`` has no bf16 kernel, its output is float32 whatever its input, and measured on
+this CPU (512 boxes, 14x14x256, forward + backward) a float16 input is ~4x slower than float32
+and the gather path ~1.4x slower in bf16 than in float32. The heads after it cast back to their
+compute dtype.
 """
 
 from __future__ import annotations
