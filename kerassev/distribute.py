@@ -109,6 +109,15 @@ def active_distribution() -> dict[str, object]:
     return {**base.to_dict(), "replicas": int(strategy.num_replicas_in_sync)}
 
 
+def scale_for_replicas(loss):
+    """A per-replica loss divided by the replica count: ``tf.distribute`` sums gradients across
+    replicas, so a custom ``train_step`` scales before taking them (Keras' own does the same)."""
+    import tensorflow as tf
+
+    n = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / n if n > 1 else loss
+
+
 def runs_under_configured_distribution(fn):
     """Decorator for a recipe entry point whose first argument is a config with
     ``distribution``: the run builds and trains its models under that strategy."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from kerassev.distribute import scale_for_replicas
 from kerassev.models.detection.affinity import AffinityLayer
 from kerassev.models.detection.affinity_branches import ClassificationBranch, MaskFeatures
 from kerassev.models.detection.mask_rcnn import MaskRCNN
@@ -142,7 +143,9 @@ class AffinityMaskRCNN(MaskRCNN):
         with tf.GradientTape() as tape:
             losses, segmentation, image = self._step_losses(data, training=True)
             total = segmentation + image  # eq. 6
-            scaled = self.optimizer.scale_loss(total)  # loss scaling under mixed_float16
+            scaled = self.optimizer.scale_loss(
+                scale_for_replicas(total)
+            )  # loss scaling under mixed_float16
         grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         return self._record_all(losses, segmentation, image)

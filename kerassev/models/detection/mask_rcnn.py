@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from kerassev.distribute import scale_for_replicas
 from kerassev.models.detection.anchors import AnchorGenerator
 from kerassev.models.detection.box_coder import BoxCoder
 from kerassev.models.detection.fpn import build_fpn_backbone
@@ -249,7 +250,7 @@ class MaskRCNN(keras.Model):
             total = tf.add_n(list(losses.values()))
             # LossScaleOptimizer (mixed_float16: compile wraps the optimiser) scales here and
             # unscales in apply(); any other optimiser returns the loss unchanged.
-            scaled = self.optimizer.scale_loss(total)
+            scaled = self.optimizer.scale_loss(scale_for_replicas(total))
         grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         return self._record(losses)

@@ -24,6 +24,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from kerassev.distribute import scale_for_replicas
+
 __all__ = [
     "TwoViewSSL",
     "backbone_of",
@@ -117,12 +119,6 @@ def ema_momentum(step, tau: float, total_steps: int | None):
     return 1.0 - (1.0 - tau) * (ops.cos(math.pi * k) + 1.0) / 2.0
 
 
-def _scale_for_distribution(loss):
-    """Per-replica loss / n_replicas, since gradients are summed across replicas."""
-    n = tf.distribute.get_strategy().num_replicas_in_sync
-    return loss / n if n > 1 else loss
-
-
 class TwoViewSSL(keras.Model):
     """Base class: two augmented views -> loss; tracks ``loss``, ``reg_loss``, ``z_std``,
     ``z_std_ratio``. ``call(x)`` returns ``encoder(x)``, so ``predict`` gives embeddings.
@@ -206,7 +202,7 @@ class TwoViewSSL(keras.Model):
         with tf.GradientTape() as tape:
             loss, z1, z2 = self.compute_ssl_loss(view1, view2, training=True, index=index)
             reg = self.regularization_loss()
-            total = _scale_for_distribution(loss + reg)
+            total = scale_for_replicas(loss + reg)
             # LossScaleOptimizer (mixed_float16) scales here and unscales in apply().
             scaled = self.optimizer.scale_loss(total)
         grads = tape.gradient(scaled, variables)
