@@ -29,9 +29,9 @@ for mom, lr, prec in [
     with precision_scope(prec):
         keras.utils.set_random_seed(0)
         m = build_classifier(cfg, 2)
-        for l in m._flatten_layers():
-            if isinstance(l, keras.layers.BatchNormalization):
-                l.momentum = mom
+        for layer in m._flatten_layers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = mom
         m.compile(
             optimizer=keras.optimizers.SGD(lr, momentum=0.9, weight_decay=4e-4),
             loss="sparse_categorical_crossentropy",
