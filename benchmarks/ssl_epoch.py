@@ -145,10 +145,7 @@ def run_size(size, args, table, precision_policy):
     shared = build_model(size)  # every data-side run: same train step, traced once
     v = np.random.default_rng(0).normal(size=(args.batch, size, size, 3)).astype("float32")
     premade = tf.data.Dataset.from_tensors((v, v.copy())).repeat()
-    base = fit_epochs(shared, premade, steps=args.steps, epochs=args.epochs)
-    base_img_s = n / base
-    rows.append({"size": size, "policy": "-", "run": "model-only", "img_s": base_img_s})
-    _print(rows[-1], args)
+    first = fit_epochs(shared, premade, steps=args.steps, epochs=args.epochs)
     for policy in args.policies:
         for on in args.augment_on:
             pipe = PipelineConfig(
@@ -171,11 +168,18 @@ def run_size(size, args, table, precision_policy):
                     "policy": policy,
                     "run": f"{source}/{on}",
                     "img_s": n / per_epoch,
-                    "ratio": base / per_epoch,
                     "aug_share": aug / (per_epoch / args.steps),
                 }
                 rows.append(r)
-                _print(r, args)
+    # model-only again at the end: the ratios use the mean of both (a shared machine drifts)
+    last = fit_epochs(shared, premade, steps=args.steps, epochs=args.epochs)
+    base = (first + last) / 2
+    for r in rows:
+        r["ratio"] = r["img_s"] * base / n
+    head = {"size": size, "policy": "-", "run": "model-only", "img_s": n / base}
+    head["first_last_img_s"] = [n / first, n / last]
+    for r in [head, *rows]:
+        _print(r, args)
     return rows
 
 
@@ -185,6 +189,8 @@ def _print(r, args):
         return
     ratio = f"{r['ratio']:6.2f}x" if "ratio" in r else f"{'':7s}"
     share = f"{100 * r['aug_share']:8.1f}%" if "aug_share" in r else ""
+    if "first_last_img_s" in r:
+        share = "   (first / last run: {:.2f} / {:.2f} img/s)".format(*r["first_last_img_s"])
     print(
         f"{r['size']:>5} {r['policy']:>10} {r['run']:>14} {r['img_s']:>8.2f} {ratio} {share}",
         flush=True,
