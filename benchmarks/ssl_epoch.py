@@ -4,7 +4,8 @@ For each image size and augmentation policy: SimSiam (ResNet-50, 2048-d projecto
 whole backbone trainable, as ``benchmarks/ssl_step.py``) is fitted for ``--epochs`` timed epochs
 of ``--steps`` steps after one untimed epoch (tracing), on
 
-* ``model-only``: the same number of steps on one pre-made pair of views (no input pipeline);
+* ``model-only``: the same number of steps on one pre-made pair of views (one batch of real
+  ``simsiam`` views made once; no input pipeline);
 * ``<source>/<augment_on>``: real epochs of the suite's pipeline
   (:mod:`kerassev.data.pipeline`, ``two_view_policy``): images in memory
   (``build_dataset_from_arrays``, what the SSL recipe feeds) or decoded from PNG files every
@@ -143,8 +144,10 @@ def run_size(size, args, table, precision_policy):
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(precision_policy)
     shared = build_model(size)  # every data-side run: same train step, traced once
-    v = np.random.default_rng(0).normal(size=(args.batch, size, size, 3)).astype("float32")
-    premade = tf.data.Dataset.from_tensors((v, v.copy())).repeat()
+    # pre-made views: one batch of real simsiam views, made once (input values as in training)
+    once = PipelineConfig(image_size=size, batch_size=args.batch, two_view_policy="simsiam")
+    views = next(iter(build_dataset_from_arrays(images, once)))
+    premade = tf.data.Dataset.from_tensors(views).repeat()
     first = fit_epochs(shared, premade, steps=args.steps, epochs=args.epochs)
     for policy in args.policies:
         for on in args.augment_on:

@@ -32,7 +32,7 @@ import pandas as pd
 import tensorflow as tf
 
 from kerassev.data.cache import DecodedCache
-from kerassev.transforms.augment import make_augmenter, two_views
+from kerassev.transforms.augment import AUGMENT_DTYPE, make_augmenter
 from kerassev.transforms.geometry import RESIZE_MODES, resize_keep_aspect
 from kerassev.transforms.preprocess import PREPROCESSOR_CHANNELS, get_preprocessor
 from kerassev.transforms.views import ViewMaker
@@ -205,9 +205,7 @@ def _finish(
     def pre(x):
         return norm(tf.image.grayscale_to_rgb(x) if config.channels == 3 else x)
 
-    policy = config.two_view_policy or config.augment_policy
-    if config.views_in_model:
-        policy = None  # raw [0, 1] grey batches: view_maker(config) does the rest in the step
+    policy = config.augment_policy
     aug = (
         make_augmenter(policy, image_size=config.image_size, seed=config.seed, channels=1)
         if policy
@@ -215,15 +213,13 @@ def _finish(
     )
 
     if config.views_in_model:
-
-        def post(x):
-            return x
+        post = None  # raw [0, 1] grey batches: view_maker(config) makes the views in the step
     elif config.two_view_policy:
-        views = two_views(aug)
+        # the same layer the train step uses with augment_on="model": the same views either way
+        views = view_maker(config, output_dtype=AUGMENT_DTYPE)
 
         def post(x):
-            v1, v2 = views(x)
-            return pre(v1), pre(v2)
+            return views(x, training=True), views(x, training=True)
     elif aug is not None:
 
         def post(x):
@@ -231,9 +227,9 @@ def _finish(
     else:
         post = pre
 
-    if has_labels:
+    if post is not None and has_labels:
         ds = ds.map(lambda x, y: (post(x), y), num_parallel_calls=AUTOTUNE)
-    else:
+    elif post is not None:
         ds = ds.map(post, num_parallel_calls=AUTOTUNE)
     ds = ds.prefetch(AUTOTUNE)
     if config.threads:
@@ -244,9 +240,10 @@ def _finish(
     return ds
 
 
-def view_maker(config: PipelineConfig) -> ViewMaker:
-    """The in-graph twin of ``config``'s two-view augmentation (same policy, seed, channels and
-    preprocessing), for ``TwoViewSSL(..., augmenter=...)`` when ``config.augment_on == "model"``."""
+def view_maker(config: PipelineConfig, *, output_dtype: str | None = None) -> ViewMaker:
+    """``config``'s two-view augmentation (policy, seed, channels, preprocessing) as one layer:
+    for ``TwoViewSSL(..., augmenter=...)`` when ``config.augment_on == "model"``, and what the
+    ``tf.data`` side maps with otherwise. ``output_dtype``: default the global compute dtype."""
     if not config.two_view_policy:
         raise ValueError("view_maker needs a two_view_policy")
     return ViewMaker(
@@ -255,6 +252,7 @@ def view_maker(config: PipelineConfig) -> ViewMaker:
         channels=config.channels,
         preprocessing=config.preprocessing,
         seed=config.seed,
+        output_dtype=output_dtype,
     )
 
 
