@@ -97,6 +97,17 @@ def test_two_views_differ_same_shape_with_labels(files):
     assert v1.shape == v2.shape == (4, 32, 32, 3)
 
 
+def test_views_in_model_yields_raw_grey_batches_from_files(files):
+    """augment_on="model": the pipeline stops before the views (the model makes them)."""
+    t = _table([files["png8"]] * 5, mrale=np.arange(5.0))
+    cfg = UNIT.replace(two_view_policy="simsiam", preprocessing="imagenet", augment_on="model")
+    x, y = next(iter(build_dataset(t, cfg, label_cols="mrale")))
+    plain = next(iter(build_dataset(t, UNIT.replace(channels=1))))
+    assert x.shape == (4, 32, 32, 1) and y.shape == (4,)
+    np.testing.assert_allclose(x, plain)  # decoded, resized, [0, 1]: nothing else yet
+    assert not UNIT.replace(augment_on="model").views_in_model  # single-view pipelines unchanged
+
+
 def test_multi_label_columns_and_single_view_augment(files):
     t = _table([files["png8"]] * 3, a=[1, 2, 3], b=[4, 5, 6])
     x, y = next(iter(build_dataset(t, UNIT.replace(augment_policy="byol"), label_cols=["a", "b"])))

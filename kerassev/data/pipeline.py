@@ -14,7 +14,9 @@ decoded in the graph on every pass (``tf.numpy_function``), and bad ones are dro
 :func:`load_images` decodes a whole table once into an in-memory ``(N, S, S)`` array.
 
 Element structure (``y``: float32 ``(B,)`` for one label column, ``(B, k)`` for several):
-two views ``((v1, v2), y)`` or ``(v1, v2)``; single view ``(x, y)`` or ``x``.
+two views ``((v1, v2), y)`` or ``(v1, v2)``; single view ``(x, y)`` or ``x``. With
+``augment_on="model"`` two-view pipelines yield raw grey ``[0, 1]`` batches ``x`` / ``(x, y)``
+``(B, S, S, 1)`` and :func:`view_maker` makes the views inside the train step.
 """
 
 from __future__ import annotations
@@ -30,13 +32,15 @@ import pandas as pd
 import tensorflow as tf
 
 from kerassev.data.cache import DecodedCache
-from kerassev.transforms.augment import make_augmenter, two_views
+from kerassev.transforms.augment import AUGMENT_DTYPE, make_augmenter
 from kerassev.transforms.geometry import RESIZE_MODES, resize_keep_aspect
 from kerassev.transforms.preprocess import PREPROCESSOR_CHANNELS, get_preprocessor
+from kerassev.transforms.views import ViewMaker
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
+AUGMENT_ON = ("data", "model")
 
 
 class SkippedFilesWarning(UserWarning):
@@ -55,10 +59,16 @@ class PipelineConfig:
     shuffle: bool = True
     seed: int = 0
     two_view_policy: str | None = None  # "mrale" | "simsiam" | "byol": ((v1, v2), ...) elements
+    # Where two views are made: "data" (here, in tf.data) or "model" (raw grey batches here, the
+    # views in the train step by view_maker(config); see kerassev.transforms.views).
+    augment_on: str = "data"
     augment_policy: str | None = None  # single-view augmentation (supervised training)
     drop_remainder: bool = False
     cache_decoded: bool = True  # DICOM through the on-disk DecodedCache
     repeat: bool = False
+    # tf.data private thread pool size (0: TensorFlow's shared default); when set, each op of one
+    # element runs single-threaded, so the pipeline cannot take more than `threads` cores.
+    threads: int = 0
 
     def __post_init__(self):
         if self.resize_mode not in RESIZE_MODES:
@@ -73,6 +83,13 @@ class PipelineConfig:
             )
         if self.two_view_policy and self.augment_policy:
             raise ValueError("set two_view_policy or augment_policy, not both")
+        if self.augment_on not in AUGMENT_ON:
+            raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {self.augment_on!r}")
+
+    @property
+    def views_in_model(self) -> bool:
+        """True when batches are raw grey images and the model makes the two views."""
+        return bool(self.two_view_policy) and self.augment_on == "model"
 
     def replace(self, **changes) -> PipelineConfig:
         return dataclasses.replace(self, **changes)
@@ -188,19 +205,21 @@ def _finish(
     def pre(x):
         return norm(tf.image.grayscale_to_rgb(x) if config.channels == 3 else x)
 
-    policy = config.two_view_policy or config.augment_policy
+    policy = config.augment_policy
     aug = (
         make_augmenter(policy, image_size=config.image_size, seed=config.seed, channels=1)
         if policy
         else None
     )
 
-    if config.two_view_policy:
-        views = two_views(aug)
+    if config.views_in_model:
+        post = None  # raw [0, 1] grey batches: view_maker(config) makes the views in the step
+    elif config.two_view_policy:
+        # the same layer the train step uses with augment_on="model": the same views either way
+        views = view_maker(config, output_dtype=AUGMENT_DTYPE)
 
         def post(x):
-            v1, v2 = views(x)
-            return pre(v1), pre(v2)
+            return views(x, training=True), views(x, training=True)
     elif aug is not None:
 
         def post(x):
@@ -208,11 +227,33 @@ def _finish(
     else:
         post = pre
 
-    if has_labels:
+    if post is not None and has_labels:
         ds = ds.map(lambda x, y: (post(x), y), num_parallel_calls=AUTOTUNE)
-    else:
+    elif post is not None:
         ds = ds.map(post, num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    ds = ds.prefetch(AUTOTUNE)
+    if config.threads:
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = config.threads
+        options.threading.max_intra_op_parallelism = 1
+        ds = ds.with_options(options)
+    return ds
+
+
+def view_maker(config: PipelineConfig, *, output_dtype: str | None = None) -> ViewMaker:
+    """``config``'s two-view augmentation (policy, seed, channels, preprocessing) as one layer:
+    for ``TwoViewSSL(..., augmenter=...)`` when ``config.augment_on == "model"``, and what the
+    ``tf.data`` side maps with otherwise. ``output_dtype``: default the global compute dtype."""
+    if not config.two_view_policy:
+        raise ValueError("view_maker needs a two_view_policy")
+    return ViewMaker(
+        config.two_view_policy,
+        image_size=config.image_size,
+        channels=config.channels,
+        preprocessing=config.preprocessing,
+        seed=config.seed,
+        output_dtype=output_dtype,
+    )
 
 
 def build_dataset(

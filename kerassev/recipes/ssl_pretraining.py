@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from kerassev.data.pipeline import PipelineConfig, build_dataset_from_arrays
+from kerassev.data.pipeline import PipelineConfig, build_dataset_from_arrays, view_maker
 from kerassev.models.backbones import build_backbone
 from kerassev.models.heads import build_encoder
 from kerassev.models.ssl import METHODS, TwoViewSSL, backbone_of, build_ssl_model
@@ -218,7 +218,9 @@ def pretrain_ssl(
 ) -> pd.DataFrame:
     """Train ``model`` on ``[0, 1]`` images ``(N, S, S)`` through ``stages`` (name, stage) in order.
 
-    ``pipeline`` makes the two views (its ``two_view_policy`` must be set); ``backbone_name`` is
+    ``pipeline`` makes the two views (its ``two_view_policy`` must be set; with
+    ``augment_on="model"`` it feeds raw images and ``model.augmenter`` is set to its
+    :func:`~kerassev.data.pipeline.view_maker`, so the views are made in the step); ``backbone_name`` is
     the backbone's layer name inside ``model.encoder`` (what :attr:`SSLStage.train` acts on).
     With ``run`` each stage is the resumable ``fit_stage`` stage ``<stage_prefix><name>``; a
     stage the run already finished is loaded instead of trained. Without ``run`` the stages are
@@ -239,6 +241,8 @@ def pretrain_ssl(
     # memory-bank methods get each image's row number with its two views
     index = np.arange(len(images), dtype=np.float32) if hasattr(model, "bank") else None
     views = build_dataset_from_arrays(images, pipeline, labels=index)
+    if pipeline.views_in_model:  # the batches are raw images; the train step makes the views
+        model.augmenter = view_maker(pipeline)
     n_batches = len(images) / pipeline.batch_size
     steps_per_epoch = max(
         1, math.floor(n_batches) if pipeline.drop_remainder else math.ceil(n_batches)
@@ -311,18 +315,22 @@ def pretrain_in_run(
     batch_size: int,
     seed: int = 0,
     weights=None,
+    augment_on: str = "model",
     verbose: int = 0,
 ) -> tuple[keras.Model, pd.DataFrame]:
     """:func:`pretrain_encoder` with the suite's conventions: views by ``policy`` at the spec's
     size, stages ``ssl_<key>/<stage>``, the encoder kept as :func:`encoder_file` ``(run, key)``.
     The last incomplete batch is dropped whenever there is more than one (a batch of one
-    breaks BatchNorm)."""
+    breaks BatchNorm). ``augment_on="model"`` (default) makes the views inside the train step,
+    ``"data"`` in ``tf.data``: the same views, but on 2 cores real epochs ran at 0.6x the
+    model's speed with ``"data"`` and at ~1.0x with ``"model"`` (docs/results/ssl_epoch_speed.md)."""
     pipe = PipelineConfig(
         image_size=spec.image_size,
         batch_size=batch_size,
         seed=seed,
         two_view_policy=policy,
         drop_remainder=len(images) > batch_size,
+        augment_on=augment_on,
     )
     return pretrain_encoder(
         spec,

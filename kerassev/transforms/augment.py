@@ -26,9 +26,10 @@ contrast are used.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import keras
@@ -41,6 +42,19 @@ POLICIES = ("mrale", "simsiam", "byol", "covid_ssl")
 # would otherwise compute in bf16, which tf.image.crop_and_resize rejects and which would
 # quantise the views before the model's own cast.
 AUGMENT_DTYPE = "float32"
+
+
+@contextlib.contextmanager
+def _augment_policy() -> Iterator[None]:
+    """Build layers under the float32 policy: ``dtype=`` alone does not reach the sub-layers a
+    layer makes itself (``RandomColorJitter``'s brightness / contrast stayed bf16 and drew their
+    factors in bf16 under ``mixed_bfloat16``)."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(AUGMENT_DTYPE)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 @dataclass(frozen=True)
@@ -173,6 +187,36 @@ class RandomApply(keras.layers.Layer):
         return cls(**config)
 
 
+@keras.saving.register_keras_serializable(package="kerassev")
+class SeparableGaussianBlur(keras.layers.RandomGaussianBlur):
+    """``keras.layers.RandomGaussianBlur`` with the same random draws and the same result, as two
+    1-D depthwise convolutions (k x 1, then 1 x k) instead of one k x k: the Gaussian kernel is
+    the outer product of two 1-D ones, so this is ``2k`` instead of ``k^2`` multiply-adds per
+    pixel (23 px kernels at 224 px: ~11x fewer); zero "SAME" padding, as Keras'.
+    """
+
+    def transform_images(self, images, transformation=None, training=True):
+        images = tf.cast(images, self.compute_dtype)
+        if not training or transformation is None:
+            return images
+        sigma = tf.cast(transformation["blur_factor"], self.compute_dtype)  # (sigma_x, sigma_y)
+        kx, ky = self.kernel_size
+
+        def taps(size, s):
+            x = tf.range(size, dtype=self.compute_dtype) - (size - 1) / 2
+            k = tf.exp(-0.5 * (x / s) ** 2)
+            return k / tf.reduce_sum(k)
+
+        channels = tf.shape(images)[-1]
+        along_h = tf.tile(tf.reshape(taps(ky, sigma[1]), (ky, 1, 1, 1)), [1, 1, channels, 1])
+        along_w = tf.tile(tf.reshape(taps(kx, sigma[0]), (1, kx, 1, 1)), [1, 1, channels, 1])
+        blurred = tf.nn.depthwise_conv2d(images, along_h, [1, 1, 1, 1], "SAME")
+        blurred = tf.nn.depthwise_conv2d(blurred, along_w, [1, 1, 1, 1], "SAME")
+        apply = transformation["should_apply_blur"][:, None, None, None]
+        out = tf.where(apply, blurred, images)
+        return tf.clip_by_value(out, self.value_range[0], self.value_range[1])
+
+
 def _odd(k: float) -> int:
     k = max(3, int(k))
     return k if k % 2 else k + 1
@@ -192,6 +236,11 @@ def make_augmenter(
     to ``image_size`` first). Each layer gets its own seed derived from ``seed``.
     """
     cfg = policy if isinstance(policy, AugmentConfig) else AugmentConfig.for_policy(policy)
+    with _augment_policy():
+        return _build_augmenter(cfg, image_size=image_size, seed=seed, channels=channels)
+
+
+def _build_augmenter(cfg: AugmentConfig, *, image_size: int, seed: int, channels: int):
     vr = (0.0, 1.0)
     seeds = iter(range(seed * 100, seed * 100 + 100))
     layers: list[keras.layers.Layer] = []
@@ -226,7 +275,7 @@ def make_augmenter(
     if cfg.blur_p > 0:
         k = _odd(cfg.blur_kernel_frac * image_size)
         layers.append(
-            keras.layers.RandomGaussianBlur(
+            SeparableGaussianBlur(
                 factor=cfg.blur_p,
                 kernel_size=k,
                 sigma=cfg.blur_sigma,
