@@ -130,12 +130,27 @@ def test_views_under_mixed_bfloat16_equal_the_float32_views(policy):
     np.testing.assert_array_equal(mixed, plain)
 
 
-def test_separable_blur_equals_keras_blur():
-    from kerassev.transforms.augment import SeparableGaussianBlur
+def test_blur_is_keras_gaussian_per_image_with_probability_p():
+    from kerassev.transforms.augment import RandomGaussianBlur
 
+    # one fixed sigma: the kernel equals Keras' k x k Gaussian (its draws are then constant)
     x = tf.random.uniform((6, 40, 40, 1), seed=3)
-    kwargs = dict(factor=1.0, kernel_size=5, sigma=(0.5, 2.0), value_range=(0, 1), seed=7)
-    ours = SeparableGaussianBlur(**kwargs)(x, training=True)
-    ref = keras.layers.RandomGaussianBlur(**kwargs)(x, training=True)
+    fixed = dict(kernel_size=5, sigma=(0.8, 0.8), value_range=(0, 1), seed=7)
+    ours = RandomGaussianBlur(factor=1.0, **fixed)(x, training=True)
+    ref = keras.layers.RandomGaussianBlur(factor=(1.0, 1.0), **fixed)(x, training=True)
     np.testing.assert_allclose(ours, ref, atol=1e-6)
     assert float(tf.reduce_mean(tf.abs(ours - x))) > 1e-3  # it blurred
+    # SimSiam / BYOL semantics: probability p per image (Keras' factor=p blurs p/2) and one
+    # isotropic sigma per image (Keras draws one pair per batch)
+    layer = RandomGaussianBlur(factor=0.5, kernel_size=3, sigma=(0.1, 2.0), seed=1)
+    many = tf.random.uniform((4000, 6, 6, 1), seed=4)
+    t = layer.get_random_transformation(many, training=True)
+    assert abs(float(tf.reduce_mean(tf.cast(t["should_apply_blur"], "float32"))) - 0.5) < 0.03
+    sigma = np.asarray(t["blur_factor"])
+    assert sigma.shape == (4000,) and 0.1 <= sigma.min() and sigma.max() <= 2.0
+    assert np.std(sigma) > 0.4  # uniform on [0.1, 2]: sd 0.55
+    out = np.asarray(layer.transform_images(many, t, training=True)).reshape(4000, -1)
+    flat, apply = np.asarray(many).reshape(4000, -1), np.asarray(t["should_apply_blur"])
+    np.testing.assert_array_equal(out[~apply], flat[~apply])  # the rest pass through unchanged
+    visible = apply & (sigma > 0.5)  # sigma near 0.1 leaves a 3-tap kernel almost an identity
+    assert (np.abs(out[visible] - flat[visible]).max(axis=1) > 1e-3).all()

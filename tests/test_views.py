@@ -104,7 +104,7 @@ def test_training_with_views_in_the_model_lowers_the_loss():
     model = _simsiam()
     log = pretrain_ssl(
         model,
-        _images(16, size=SIZE),
+        _images(32, size=SIZE),
         stages=[("all", SSLStage(epochs=6, lr=0.05, momentum=0.9, train="all"))],
         pipeline=PIPE,
         run=None,

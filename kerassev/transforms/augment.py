@@ -188,33 +188,51 @@ class RandomApply(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerassev")
-class SeparableGaussianBlur(keras.layers.RandomGaussianBlur):
-    """``keras.layers.RandomGaussianBlur`` with the same random draws and the same result, as two
-    1-D depthwise convolutions (k x 1, then 1 x k) instead of one k x k: the Gaussian kernel is
-    the outer product of two 1-D ones, so this is ``2k`` instead of ``k^2`` multiply-adds per
-    pixel (23 px kernels at 224 px: ~11x fewer); zero "SAME" padding, as Keras'.
+class RandomGaussianBlur(keras.layers.RandomGaussianBlur):
+    """SimCLR / SimSiam / BYOL's blur: each image blurred with probability ``factor`` by an
+    isotropic Gaussian whose sigma is drawn per image from ``sigma``.
+
+    Keras' own layer differs in two ways that halve and correlate the augmentation: it reads
+    ``factor=p`` as a range ``(0, p)`` for the blur probability (so images blur with p/2), and it
+    draws one ``(sigma_x, sigma_y)`` pair per batch. The kernel runs as two 1-D depthwise
+    convolutions (k x 1, then 1 x k; ``2k`` instead of ``k^2`` multiply-adds per pixel), with the
+    batch folded into channels so every image gets its own kernel; zero "SAME" padding as Keras'.
     """
+
+    def get_random_transformation(self, data, training=True, seed=None):
+        if not training:
+            return None
+        images = data["images"] if isinstance(data, dict) else data
+        batch = tf.shape(images)[0] if len(images.shape) == 4 else 1
+        seed = seed or self._get_seed_generator(self.backend._backend)
+        draw = self.backend.random.uniform((batch,), 0.0, 1.0, seed=seed)
+        sigma = self.backend.random.uniform((batch,), self.sigma[0], self.sigma[1], seed=seed)
+        return {"should_apply_blur": draw < self.factor[1], "blur_factor": sigma}
 
     def transform_images(self, images, transformation=None, training=True):
         images = tf.cast(images, self.compute_dtype)
         if not training or transformation is None:
             return images
-        sigma = tf.cast(transformation["blur_factor"], self.compute_dtype)  # (sigma_x, sigma_y)
-        kx, ky = self.kernel_size
-
-        def taps(size, s):
-            x = tf.range(size, dtype=self.compute_dtype) - (size - 1) / 2
-            k = tf.exp(-0.5 * (x / s) ** 2)
-            return k / tf.reduce_sum(k)
-
-        channels = tf.shape(images)[-1]
-        along_h = tf.tile(tf.reshape(taps(ky, sigma[1]), (ky, 1, 1, 1)), [1, 1, channels, 1])
-        along_w = tf.tile(tf.reshape(taps(kx, sigma[0]), (1, kx, 1, 1)), [1, 1, channels, 1])
-        blurred = tf.nn.depthwise_conv2d(images, along_h, [1, 1, 1, 1], "SAME")
+        single = len(images.shape) == 3
+        x = images[None] if single else images
+        sigma = tf.cast(transformation["blur_factor"], self.compute_dtype)  # (B,)
+        k = self.kernel_size[0]
+        offsets = tf.range(k, dtype=self.compute_dtype) - (k - 1) / 2
+        taps = tf.exp(-0.5 * (offsets[None, :] / sigma[:, None]) ** 2)  # (B, k)
+        taps = taps / tf.reduce_sum(taps, axis=1, keepdims=True)
+        shape = tf.shape(x)
+        b, h, w, c = shape[0], shape[1], shape[2], shape[3]
+        # (B, H, W, C) -> (1, H, W, B*C): one depthwise channel per image and channel
+        folded = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, b * c])
+        per_channel = tf.repeat(taps, c, axis=0)  # (B*C, k)
+        along_h = tf.reshape(tf.transpose(per_channel), [k, 1, b * c, 1])
+        along_w = tf.reshape(tf.transpose(per_channel), [1, k, b * c, 1])
+        blurred = tf.nn.depthwise_conv2d(folded, along_h, [1, 1, 1, 1], "SAME")
         blurred = tf.nn.depthwise_conv2d(blurred, along_w, [1, 1, 1, 1], "SAME")
+        blurred = tf.transpose(tf.reshape(blurred, [h, w, b, c]), [2, 0, 1, 3])
         apply = transformation["should_apply_blur"][:, None, None, None]
-        out = tf.where(apply, blurred, images)
-        return tf.clip_by_value(out, self.value_range[0], self.value_range[1])
+        out = tf.clip_by_value(tf.where(apply, blurred, x), *self.value_range)
+        return out[0] if single else out
 
 
 def _odd(k: float) -> int:
@@ -275,8 +293,8 @@ def _build_augmenter(cfg: AugmentConfig, *, image_size: int, seed: int, channels
     if cfg.blur_p > 0:
         k = _odd(cfg.blur_kernel_frac * image_size)
         layers.append(
-            SeparableGaussianBlur(
-                factor=cfg.blur_p,
+            RandomGaussianBlur(
+                factor=cfg.blur_p,  # the probability p (see RandomGaussianBlur)
                 kernel_size=k,
                 sigma=cfg.blur_sigma,
                 value_range=vr,
