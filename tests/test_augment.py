@@ -147,7 +147,7 @@ def test_blur_is_keras_gaussian_per_image_with_probability_p():
     t = layer.get_random_transformation(many, training=True)
     assert abs(float(tf.reduce_mean(tf.cast(t["should_apply_blur"], "float32"))) - 0.5) < 0.03
     sigma = np.asarray(t["blur_factor"])
-    assert sigma.shape == (4000,) and 0.1 <= sigma.min() and sigma.max() <= 2.0
+    assert sigma.shape == (4000,) and sigma.min() >= 0.1 and sigma.max() <= 2.0
     assert np.std(sigma) > 0.4  # uniform on [0.1, 2]: sd 0.55
     out = np.asarray(layer.transform_images(many, t, training=True)).reshape(4000, -1)
     flat, apply = np.asarray(many).reshape(4000, -1), np.asarray(t["should_apply_blur"])
