@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kerassev.recipes.ct_lesions.config import detector_config
+from kerassev.recipes.ct_lesions.config import DetectorSettings
 
 RUN_KIND = "ct_affinity"
 PRESETS = ("smoke", "paper")
@@ -31,7 +31,7 @@ PAPER_SOURCE = "Ter-Sarkisov 2021 (paper 05), Tables 4-5, CNCB-NCOV (other data)
 
 
 @dataclass(frozen=True)
-class CtAffinityConfig:
+class CtAffinityConfig(DetectorSettings):  # + the detector's fields
     # data: CT phantoms (three classes, lesion masks) + real ct_lesions slices (segmentation only)
     data_root: str | None = None  # the ct_lesions folder (default $KERASSEV_DATA/ct_lesions)
     lesion_slices: bool = True  # train / evaluate segmentation on the real slices when present
@@ -51,22 +51,6 @@ class CtAffinityConfig:
     stats_sample: int = (
         300  # slices whose pixels give the global mean / std (paper's only preprocessing)
     )
-    # detector (names as in MaskRCNNConfig)
-    image_size: int = 512
-    backbone: str = "resnet50"
-    backbone_weights: str | None = "imagenet"
-    fpn_channels: int = 256
-    tiny_width: int = 16
-    representation_size: int = 1024
-    mask_channels: int = 256
-    rpn_pre_nms_train: int = 2000
-    rpn_post_nms_train: int = 2000
-    rpn_pre_nms_test: int = 1000
-    rpn_post_nms_test: int = 1000
-    roi_batch: int = 512  # RoIs sampled per image for the detector's losses (not B)
-    mask_roi_batch: int | None = None
-    max_instances: int = 48
-    detections_per_image: int = 100
     # affinity model (AffinityConfig)
     affinities: int = 256  # A
     lesion_batch: int = 8  # B: RoIs selected per image for the classifier
@@ -182,7 +166,7 @@ class CtAffinityConfig:
 
     def model_config(self, *, mean: float, std: float):
         """The detector's :class:`MaskRCNNConfig`: one foreground class, "lesion" (SPEC §05)."""
-        return detector_config(self, num_classes=2, mean=mean, std=std)
+        return self.detector_config(num_classes=2, mean=mean, std=std)
 
     def affinity_config(self, affinities: int | None = None):
         from kerassev.models.detection.affinity_model import AffinityConfig

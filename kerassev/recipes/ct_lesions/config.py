@@ -21,15 +21,11 @@ PAPER_SOURCE = "Ter-Sarkisov 2021 (paper 05), Table 4, CNCB-NCOV segmentation te
 
 
 @dataclass(frozen=True)
-class CtLesionsConfig:
-    # data
-    data_root: str | None = None
-    variant: str = "lesion"  # or "ggo_consolidation" (two classes)
-    min_lesion_size: int = 10  # px; lesions with a shorter bounding-box side go to background
-    flips: bool = False  # the paper uses no augmentation
-    train_limit: int | None = None  # first N training slices (tests)
-    test_limit: int | None = None  # first N test slices (tests)
-    # model
+class DetectorSettings:
+    """The Mask R-CNN fields (named as in ``MaskRCNNConfig``) that paper 05's two recipes share;
+    defaults are torchvision's ResNet-50-FPN at the paper's 512 px. Dataclass inheritance puts
+    them first in a recipe config's field order."""
+
     image_size: int = 512
     backbone: str = "resnet50"
     backbone_weights: str | None = "imagenet"
@@ -41,10 +37,35 @@ class CtLesionsConfig:
     rpn_post_nms_train: int = 2000
     rpn_pre_nms_test: int = 1000
     rpn_post_nms_test: int = 1000
-    roi_batch: int = 512
+    roi_batch: int = 512  # RoIs sampled per image for the detector's losses
     mask_roi_batch: int | None = None
     max_instances: int = 48
     detections_per_image: int = 100
+
+    def detector_config(self, *, num_classes: int, mean: float, std: float):
+        """The :class:`~kerassev.models.detection.MaskRCNNConfig` of these fields, anchors scaled
+        to the input size."""
+        from kerassev.models.detection import MaskRCNNConfig
+
+        anchors = (32, 64, 128, 256, 512)
+        if self.image_size < 256:  # small inputs: anchors scaled with the image
+            anchors = tuple(max(8, a * self.image_size // 512) for a in anchors)
+        names = {f.name for f in dataclasses.fields(DetectorSettings)}
+        shared = {k: v for k, v in dataclasses.asdict(self).items() if k in names}
+        return MaskRCNNConfig(
+            **shared, num_classes=num_classes, anchor_sizes=anchors, mean=mean, std=std
+        )
+
+
+@dataclass(frozen=True)
+class CtLesionsConfig(DetectorSettings):
+    # data
+    data_root: str | None = None
+    variant: str = "lesion"  # or "ggo_consolidation" (two classes)
+    min_lesion_size: int = 10  # px; lesions with a shorter bounding-box side go to background
+    flips: bool = False  # the paper uses no augmentation
+    train_limit: int | None = None  # first N training slices (tests)
+    test_limit: int | None = None  # first N test slices (tests)
     # training
     epochs: int = 100
     batch_size: int = 1
@@ -127,22 +148,7 @@ class CtLesionsConfig:
 
     def model_config(self, *, num_classes: int, mean: float, std: float):
         """The :class:`~kerassev.models.detection.MaskRCNNConfig` of this run."""
-        return detector_config(self, num_classes=num_classes, mean=mean, std=std)
-
-
-def detector_config(recipe_config, *, num_classes: int, mean: float, std: float):
-    """A :class:`~kerassev.models.detection.MaskRCNNConfig` from the same-named fields of a
-    recipe's config dataclass (this one, paper 05's affinity recipe), anchors scaled to its size."""
-    from kerassev.models.detection import MaskRCNNConfig
-
-    anchors = (32, 64, 128, 256, 512)
-    if recipe_config.image_size < 256:  # small inputs: anchors scaled with the image
-        anchors = tuple(max(8, a * recipe_config.image_size // 512) for a in anchors)
-    fields = {f.name for f in dataclasses.fields(MaskRCNNConfig)}
-    shared = {k: v for k, v in dataclasses.asdict(recipe_config).items() if k in fields}
-    return MaskRCNNConfig(
-        **shared, num_classes=num_classes, anchor_sizes=anchors, mean=mean, std=std
-    )
+        return self.detector_config(num_classes=num_classes, mean=mean, std=std)
 
 
 #: Epochs of the cpu preset: ~50 slices x CPU_EPOCHS steps at the 256-px train-step time of
