@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from kerassev.recipes.settings import RunSettings
 from kerassev.recipes.ssl_pretraining import EncoderSpec, SSLStage
 
 RUN_KIND = "cohen"
@@ -169,7 +170,7 @@ class SSLConfig:
 
 
 @dataclass(frozen=True)
-class CohenConfig:
+class CohenConfig(RunSettings):  # + precision, distribution
     """Everything that decides a paper-03 reproduction. ``paper()`` / ``smoke()`` presets."""
 
     preset: str = "paper"
@@ -189,13 +190,6 @@ class CohenConfig:
     figure_row: str = "auto"  # "<encoder>/<feature set>", or auto (see choose_figure_row)
     saliency_examples: int = 2  # well- and badly-predicted held-out images each
     tsne_perplexity: float = 30.0
-    # auto | float32 | bfloat16 | float16 (kerassev.precision): auto is bf16 on AMX/AVX512-BF16
-    # CPUs, mixed_float16 on tensor-core GPUs, float32 otherwise. Smoke runs use float32, so CI
-    # numbers are the same on every machine; bf16 numerics are tested on their own.
-    precision: str = "auto"
-    # auto | none | mirrored | multi_worker (kerassev.distribute): auto is MultiWorkerMirrored
-    # under a multi-task TF_CONFIG, Mirrored on 2+ GPUs, else one device; batch sizes are global.
-    distribution: str = "auto"
 
     @classmethod
     def paper(cls, **overrides) -> CohenConfig:

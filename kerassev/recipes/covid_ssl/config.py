@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from kerassev.models.ssl import METHOD_LABELS, METHODS
+from kerassev.recipes.settings import RunSettings
 from kerassev.recipes.ssl_pretraining import EncoderSpec, SSLStage
 
 RUN_KIND = "covid_ssl"
@@ -42,7 +43,7 @@ PAPER_SOURCE = "Li et al., Table 2 (COVID-19 Radiography Database, 4 classes, 80
 
 
 @dataclass(frozen=True)
-class CovidSSLConfig:
+class CovidSSLConfig(RunSettings):  # + precision, distribution
     preset: str = "paper"
     data_root: str | None = None  # covid_radiography; None: $KERASSEV_DATA/covid_radiography
     pool_root: str | None = None  # covid_chestxray (extra unlabelled images); None: default
@@ -80,13 +81,6 @@ class CovidSSLConfig:
     imagenet_weights: str | None = None  # local ResNet-50 notop file for Transfer and Ours
     linear_probe: bool = True
     bootstrap_resamples: int = 1000
-    # auto | float32 | bfloat16 | float16 (kerassev.precision): auto is bf16 on AMX/AVX512-BF16
-    # CPUs, mixed_float16 on tensor-core GPUs, float32 otherwise. Smoke runs use float32, so CI
-    # numbers are the same on every machine; bf16 numerics are tested on their own.
-    precision: str = "auto"
-    # auto | none | mirrored | multi_worker (kerassev.distribute): auto is MultiWorkerMirrored
-    # under a multi-task TF_CONFIG, Mirrored on 2+ GPUs, else one device; batch sizes are global.
-    distribution: str = "auto"
 
     @classmethod
     def paper(cls, **overrides) -> CovidSSLConfig:

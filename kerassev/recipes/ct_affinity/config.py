@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kerassev.recipes.ct_lesions.config import DetectorSettings
+from kerassev.recipes.settings import RunSettings
 
 RUN_KIND = "ct_affinity"
 PRESETS = ("smoke", "paper")
@@ -31,7 +32,7 @@ PAPER_SOURCE = "Ter-Sarkisov 2021 (paper 05), Tables 4-5, CNCB-NCOV (other data)
 
 
 @dataclass(frozen=True)
-class CtAffinityConfig(DetectorSettings):  # + the detector's fields
+class CtAffinityConfig(DetectorSettings, RunSettings):  # + the detector's fields
     # data: CT phantoms (three classes, lesion masks) + real ct_lesions slices (segmentation only)
     data_root: str | None = None  # the ct_lesions folder (default $KERASSEV_DATA/ct_lesions)
     lesion_slices: bool = True  # train / evaluate segmentation on the real slices when present
@@ -79,15 +80,6 @@ class CtAffinityConfig(DetectorSettings):  # + the detector's fields
     union_score_threshold: float = 0.5
     heatmap_images: int = 1  # test images per class whose X2 is drawn
     seed: int = 0
-    # auto | float32 | bfloat16 | float16 (kerassev.precision): auto is bf16 on AMX/AVX512-BF16
-    # CPUs, mixed_float16 on tensor-core GPUs, float32 otherwise. Backbone, FPN and heads compute
-    # in 16 bits; anchors, box coding, matching, NMS, RoIAlign and the losses stay float32
-    # (as CtLesionsConfig). Smoke runs use float32, so CI numbers are the
-    # same on every machine.
-    precision: str = "auto"
-    # auto | none | mirrored | multi_worker (kerassev.distribute): auto is MultiWorkerMirrored
-    # under a multi-task TF_CONFIG, Mirrored on 2+ GPUs, else one device; batch sizes are global.
-    distribution: str = "auto"
 
     def __post_init__(self):
         for name in (

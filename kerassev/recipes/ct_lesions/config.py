@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from kerassev.recipes.settings import RunSettings
+
 RUN_KIND = "ct_lesions"
 
 #: Paper 05 Table 4, A = 64 affinities: segmentation mAP@[0.5:0.95] on CNCB-NCOV (SPEC §05).
@@ -24,7 +26,9 @@ PAPER_SOURCE = "Ter-Sarkisov 2021 (paper 05), Table 4, CNCB-NCOV segmentation te
 class DetectorSettings:
     """The Mask R-CNN fields (named as in ``MaskRCNNConfig``) that paper 05's two recipes share;
     defaults are torchvision's ResNet-50-FPN at the paper's 512 px. Dataclass inheritance puts
-    them first in a recipe config's field order."""
+    them first in a recipe config's field order. Under a 16-bit ``precision`` the backbone, FPN
+    and heads compute in 16 bits; anchors, box coding, matching, NMS, RoIAlign and the losses
+    stay float32 (tests/test_detection_mixed_precision.py)."""
 
     image_size: int = 512
     backbone: str = "resnet50"
@@ -58,7 +62,7 @@ class DetectorSettings:
 
 
 @dataclass(frozen=True)
-class CtLesionsConfig(DetectorSettings):
+class CtLesionsConfig(DetectorSettings, RunSettings):
     # data
     data_root: str | None = None
     variant: str = "lesion"  # or "ggo_consolidation" (two classes)
@@ -76,15 +80,6 @@ class CtLesionsConfig(DetectorSettings):
     union_score_threshold: float = 0.5  # detections kept for the union-mask Dice / IoU
     figure_examples: int = 3
     seed: int = 0
-    # auto | float32 | bfloat16 | float16 (kerassev.precision): auto is bf16 on AMX/AVX512-BF16
-    # CPUs, mixed_float16 on tensor-core GPUs, float32 otherwise. Backbone, FPN and heads compute
-    # in 16 bits; anchors, box coding, matching, NMS, RoIAlign and the losses stay float32
-    # (tests/test_detection_mixed_precision.py). Smoke runs use float32, so CI numbers are the
-    # same on every machine.
-    precision: str = "auto"
-    # auto | none | mirrored | multi_worker (kerassev.distribute): auto is MultiWorkerMirrored
-    # under a multi-task TF_CONFIG, Mirrored on 2+ GPUs, else one device; batch sizes are global.
-    distribution: str = "auto"
 
     def __post_init__(self):
         # ``--set train_limit=6`` arrives as text for fields whose default is None.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from kerassev.recipes.settings import RunSettings
+
 #: Comparator rows: id -> (label, encoder kind, pre-training loss, similarity).
 ROWS = {
     "tsm_mse": ("MSE (TSM)", "tsm", "mse", "cos"),
@@ -40,7 +42,7 @@ PAPER_ADNI = {
 
 
 @dataclass(frozen=True)
-class LearnerConfig:
+class LearnerConfig(RunSettings):  # + precision, distribution
     # clips (§3.1): TSM's 8 frames; the paper gives no frame size, 112 keeps CPU runs feasible
     n_frames: int = 8
     frame_size: int = 112
@@ -77,13 +79,6 @@ class LearnerConfig:
     pocus_rows: tuple[str, ...] = ("tsm_mse", "tsm_cl")
     pocus_test_fraction: float = 0.3
     seed: int = 0
-    # auto | float32 | bfloat16 | float16 (kerassev.precision): auto is bf16 on AMX/AVX512-BF16
-    # CPUs, mixed_float16 on tensor-core GPUs, float32 otherwise. Smoke runs use float32, so CI
-    # numbers are the same on every machine; bf16 numerics are tested on their own.
-    precision: str = "auto"
-    # auto | none | mirrored | multi_worker (kerassev.distribute): auto is MultiWorkerMirrored
-    # under a multi-task TF_CONFIG, Mirrored on 2+ GPUs, else one device; batch sizes are global.
-    distribution: str = "auto"
     preset: str = "paper"
 
     @classmethod

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from kerassev.recipes.settings import RunSettings
+
 # One SSL stage; defined with the shared pre-training, re-exported here for run.json configs.
 from kerassev.recipes.ssl_pretraining import EncoderSpec, SSLStage
 
@@ -45,7 +47,7 @@ PAPER_TABLE1 = {
 
 
 @dataclass(frozen=True)
-class MraleConfig:
+class MraleConfig(RunSettings):  # + precision, distribution
     # data (§2.3): 224x224, 3 channels, ImageNet preprocessing
     image_size: int = 224
     # §2.3 says only "resized to 224x224". Default "crop": square centre crop, then resize, so
@@ -98,13 +100,6 @@ class MraleConfig:
     # deleted once its out-of-fold predictions are saved; fold 0's final weights are kept in
     # models/ for the export. True keeps every checkpoint (about 7 GB for the smoke preset).
     keep_fold_checkpoints: bool = False
-    # auto | float32 | bfloat16 | float16 (kerassev.precision): auto is bf16 on AMX/AVX512-BF16
-    # CPUs, mixed_float16 on tensor-core GPUs, float32 otherwise. Smoke runs use float32, so CI
-    # numbers are the same on every machine; bf16 numerics are tested on their own.
-    precision: str = "auto"
-    # auto | none | mirrored | multi_worker (kerassev.distribute): auto is MultiWorkerMirrored
-    # under a multi-task TF_CONFIG, Mirrored on 2+ GPUs, else one device; batch sizes are global.
-    distribution: str = "auto"
     preset: str = "paper"
 
     @classmethod
