@@ -8,7 +8,11 @@ import pytest
 import tensorflow as tf
 
 from kerassev.models.backbones import build_backbone
-from kerassev.models.batch_norm import FusedBatchNormalization, fuse_batch_norm
+from kerassev.models.batch_norm import (
+    FusedBatchNormalization,
+    fuse_batch_norm,
+    recompute_batch_norm_statistics,
+)
 
 
 @pytest.fixture
@@ -103,3 +107,31 @@ def test_weight_files_load_across_plain_and_fused(tmp_path):
     again.load_weights(tmp_path / "fused.weights.h5")
     for a, b in zip(plain.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bn_class", [keras.layers.BatchNormalization, FusedBatchNormalization])
+def test_recompute_statistics_is_the_mean_of_full_batch_statistics(bn_class):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 2))
+    features = keras.layers.Conv2D(3, 3, name="conv")(inputs)
+    model = keras.Model(inputs, bn_class(momentum=0.99, name="bn")(features))
+    frozen = bn_class(name="frozen")
+    frozen.trainable = False
+    outer = keras.Sequential([model, frozen])
+    outer.build((None, 6, 6, 2))
+    x = np.random.default_rng(0).normal(2.0, 3.0, (10, 6, 6, 2)).astype("float32")
+
+    used = recompute_batch_norm_statistics(outer, x, batch_size=4)
+
+    assert used == 2  # two full batches of 4; the last 2 images are left out
+    conv = keras.Model(inputs, features)
+    batches = [conv(x[i : i + 4]).numpy() for i in (0, 4)]
+    bn = model.get_layer("bn")
+    np.testing.assert_allclose(
+        bn.moving_mean.numpy(), np.mean([b.mean((0, 1, 2)) for b in batches], 0), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        bn.moving_variance.numpy(), np.mean([b.var((0, 1, 2)) for b in batches], 0), rtol=1e-4
+    )
+    assert bn.momentum == 0.99  # restored
+    np.testing.assert_array_equal(frozen.moving_mean.numpy(), 0.0)  # frozen layers keep theirs

@@ -18,7 +18,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-__all__ = ["FusedBatchNormalization", "fuse_batch_norm"]
+__all__ = ["FusedBatchNormalization", "fuse_batch_norm", "recompute_batch_norm_statistics"]
 
 
 @keras.saving.register_keras_serializable(package="kerassev", name="FusedBatchNormalization")
@@ -92,3 +92,38 @@ def fuse_batch_norm(model: keras.Model) -> keras.Model:
     fused.set_weights(model.get_weights())
     fused.trainable = model.trainable
     return fused
+
+
+def recompute_batch_norm_statistics(model: keras.Model, images, *, batch_size: int = 32) -> int:
+    """Precise BN: set every trainable BN layer's moving mean and variance to the equal-weight
+    average of its batch statistics over ``images`` under the current weights; returns the number
+    of batches used.
+
+    Short fine-tuning at a high learning rate moves the weights faster than the moving averages
+    follow (momentum 0.99 averages over ~100 steps), so inference-mode outputs can be useless while
+    batch statistics are fine (docs/results/covid_ssl_cpu.md). This is PreciseBN of pycls and
+    Detectron2 (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021, §3.1): a forward pass in
+    training mode with momentum (n - 1) / n at the n-th batch, i.e. a cumulative mean. Only full
+    batches are used (a short last batch would weigh as much with noisier statistics).
+    """
+    layers = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+    n_batches = max(1, len(images) // batch_size)
+    if not layers:
+        return 0
+    momentum = tf.Variable(0.0, trainable=False, dtype="float32")
+    saved = [layer.momentum for layer in layers]
+    forward = tf.function(lambda x: model(x, training=True))
+    try:
+        for layer in layers:
+            layer.momentum = momentum  # read at each call of the traced forward pass
+        for i in range(n_batches):
+            momentum.assign(i / (i + 1))
+            forward(tf.convert_to_tensor(images[i * batch_size : (i + 1) * batch_size]))
+    finally:
+        for layer, m in zip(layers, saved):
+            layer.momentum = m
+    return n_batches
