@@ -37,9 +37,27 @@ def _is_array(x) -> bool:
     return hasattr(x, "shape") and hasattr(x, "dtype")
 
 
-def cosine_sgd(lr: float, *, momentum: float, steps: int, weight_decay: float | None = None):
-    """SGD with momentum and cosine decay from ``lr`` to 0 over ``steps`` (paper 01, §3.1)."""
-    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps))
+def warmup_cosine(lr: float, *, steps: int, warmup_steps: int = 0):
+    """Cosine decay from ``lr`` to 0 over ``steps``, the first ``warmup_steps`` of them a linear
+    warm-up from 0 (Goyal et al. 2017) where given."""
+    warmup_steps = min(max(0, warmup_steps), max(0, steps - 1))
+    if not warmup_steps:
+        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps))
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=steps - warmup_steps, warmup_target=lr, warmup_steps=warmup_steps
+    )
+
+
+def cosine_sgd(
+    lr: float,
+    *,
+    momentum: float,
+    steps: int,
+    weight_decay: float | None = None,
+    warmup_steps: int = 0,
+):
+    """SGD with momentum on :func:`warmup_cosine` (paper 01, §3.1: cosine decay, no warm-up)."""
+    schedule = warmup_cosine(lr, steps=steps, warmup_steps=warmup_steps)
     return keras.optimizers.SGD(schedule, momentum=momentum, weight_decay=weight_decay)
 
 

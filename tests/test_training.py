@@ -170,3 +170,13 @@ def test_quiet_tensorflow_hides_the_native_start_up_banners():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
     for noise in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard"):
         assert noise not in out.stderr, out.stderr
+
+
+def test_warmup_cosine_rises_linearly_then_decays_to_zero():
+    from kerassev.training import warmup_cosine
+
+    schedule = warmup_cosine(0.03, steps=100, warmup_steps=10)
+    lr = [float(schedule(step)) for step in (0, 5, 10, 55, 100)]
+    np.testing.assert_allclose(lr, [0.0, 0.015, 0.03, 0.015, 0.0], atol=1e-6)
+    plain = warmup_cosine(0.03, steps=100)
+    np.testing.assert_allclose([float(plain(0)), float(plain(50))], [0.03, 0.015], atol=1e-6)

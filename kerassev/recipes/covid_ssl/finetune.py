@@ -1,8 +1,13 @@
 """Paper 04's third stage: an encoder's backbone + a classifier, fully fine-tuned.
 
-SGD (lr 0.03, momentum 0.9, weight decay 4e-4; the paper's optimiser, constant rate as it gives
-no schedule), ``finetune_epochs`` epochs; the test split is predicted after each of the last
+SGD (lr 0.03, momentum 0.9, weight decay 4e-4; the paper's optimiser, at a constant rate as it
+gives no schedule; ``finetune_schedule="cosine"`` adds a linear warm-up and cosine decay for short
+runs), ``finetune_epochs`` epochs; the test split is predicted after each of the last
 ``last_epochs`` epochs (the paper reports their mean and variance) and the final model is kept.
+With ``precise_bn`` the BN statistics are re-estimated on the training images before each of
+those predictions (:func:`~kerassev.models.batch_norm.recompute_batch_norm_statistics`): a short
+run at lr 0.03 moves the weights faster than the moving averages follow, and the inference-mode
+classifier then outputs one class (docs/results/covid_ssl_cpu.md).
 No augmentation while fine-tuning (the paper names none). Each fine-tuning run is a resumable
 :func:`kerassev.training.fit_stage` stage; per-epoch test predictions are saved as they are made,
 so a resumed stage keeps the epochs it already predicted.
@@ -17,9 +22,9 @@ import numpy as np
 from keras import layers
 
 from kerassev.models.backbones import build_backbone
-from kerassev.models.batch_norm import FusedBatchNormalization
+from kerassev.models.batch_norm import FusedBatchNormalization, recompute_batch_norm_statistics
 from kerassev.runs import RunFolder
-from kerassev.training import discard_stage_checkpoints, fit_stage, save_model_weights
+from kerassev.training import cosine_sgd, discard_stage_checkpoints, fit_stage, save_model_weights
 
 from .config import CovidSSLConfig
 
@@ -53,15 +58,18 @@ def build_classifier(
 
 
 class _PredictLastEpochs(keras.callbacks.Callback):
-    """Save test-set probabilities after each of the last ``k`` epochs to ``folder``."""
+    """Save test-set probabilities after each of the last ``k`` epochs to ``folder``; with
+    ``x_bn`` the BN statistics are first re-estimated on those (training) images."""
 
-    def __init__(self, x_test, folder: Path, epochs: int, k: int, batch_size: int):
+    def __init__(self, x_test, folder: Path, epochs: int, k: int, batch_size: int, x_bn=None):
         super().__init__()
         self.x_test, self.folder, self.first = x_test, folder, epochs - k
-        self.batch_size = batch_size
+        self.batch_size, self.x_bn = batch_size, x_bn
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch >= self.first:
+            if self.x_bn is not None:
+                recompute_batch_norm_statistics(self.model, self.x_bn, batch_size=self.batch_size)
             probs = self.model.predict(self.x_test, batch_size=self.batch_size, verbose=0)
             path = self.folder / f"epoch{epoch + 1:03d}.npy"
             partial = path.with_name(f"partial-{path.name}")
@@ -85,17 +93,29 @@ def fine_tune(
     the last ``K`` epochs. ``keep_weights`` saves the final model there (for the export)."""
     folder = run.subdir("predictions", *stage.split("/"))
     epochs = config.finetune_epochs
+    batch = min(config.finetune_batch_size, len(x_train))
+    lr = config.lr if config.finetune_lr is None else config.finetune_lr
 
     def compile_fn(m):
+        if config.finetune_schedule == "cosine":
+            per_epoch = -(-len(x_train) // batch)
+            optimizer = cosine_sgd(
+                lr,
+                momentum=config.momentum,
+                weight_decay=config.weight_decay,
+                steps=epochs * per_epoch,
+                warmup_steps=config.finetune_warmup_epochs * per_epoch,
+            )
+        else:
+            optimizer = keras.optimizers.SGD(
+                lr, momentum=config.momentum, weight_decay=config.weight_decay
+            )
         m.compile(
-            optimizer=keras.optimizers.SGD(
-                config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-            ),
+            optimizer=optimizer,
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
 
-    batch = min(config.finetune_batch_size, len(x_train))
     if not run.stage_done(stage) or not (keep_weights is None or Path(keep_weights).is_file()):
         fit_stage(
             model,
@@ -106,8 +126,9 @@ def fine_tune(
             compile_fn=compile_fn,
             extra_callbacks=[
                 _PredictLastEpochs(
-                    x_test, folder, epochs, config.last_epochs, config.finetune_batch_size
-                )
+                    x_test, folder, epochs, config.last_epochs, batch,
+                    x_bn=x_train if config.precise_bn else None,
+                )  # fmt: skip
             ],
             verbose=verbose,
             batch_size=batch,
