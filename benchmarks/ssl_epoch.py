@@ -10,7 +10,10 @@ of ``--steps`` steps after one untimed epoch (tracing), on
   (:mod:`kerassev.data.pipeline`, ``two_view_policy``): images in memory
   (``build_dataset_from_arrays``, what the SSL recipe feeds) or decoded from PNG files every
   epoch (``build_dataset``), with the views made in ``tf.data`` (``augment_on="data"``) or in
-  the train step (``"model"``, :class:`kerassev.transforms.views.ViewMaker`).
+  the train step (``"model"``, :class:`kerassev.transforms.views.ViewMaker`), fed to ``fit``
+  as a finite dataset whose iterator restarts every epoch (``--feed epoch``) or as a repeated
+  one with ``steps_per_epoch`` (``--feed repeat``: one iterator for the whole fit, as the SSL
+  recipe feeds it since issue 13).
 
 It prints source images/s of each, the ratio end-to-end / model-only, and the augmentation's
 share of an end-to-end step: the time to make one batch's two views alone (the ``tf.data``
@@ -162,14 +165,19 @@ def run_size(size, args, table, precision_policy):
             )
             # views in the step: a new train step per policy, so a new model (traced again)
             model = build_model(size, policy, pipe) if on == "model" else shared
-            for source in args.sources:
-                data = _dataset(pipe, images, table, source)  # one real epoch: steps batches
-                per_epoch = fit_epochs(model, data, epochs=args.epochs)
+            for source, feed in [(s, f) for s in args.sources for f in args.feed]:
+                if feed == "repeat":  # one iterator across epochs
+                    data = _dataset(pipe.replace(repeat=True), images, table, source)
+                    per_epoch = fit_epochs(model, data, steps=args.steps, epochs=args.epochs)
+                else:  # one real epoch of steps batches, a fresh iterator each epoch
+                    data = _dataset(pipe, images, table, source)
+                    per_epoch = fit_epochs(model, data, epochs=args.epochs)
                 aug = views_alone(pipe, images, table, source, min(args.steps, 3))
+                name = f"{source}/{on}" + ("" if len(args.feed) == 1 else f"/{feed}")
                 r = {
                     "size": size,
                     "policy": policy,
-                    "run": f"{source}/{on}",
+                    "run": name,
                     "img_s": n / per_epoch,
                     "aug_share": aug / (per_epoch / args.steps),
                 }
@@ -195,7 +203,7 @@ def _print(r, args):
     if "first_last_img_s" in r:
         share = "   (first / last run: {:.2f} / {:.2f} img/s)".format(*r["first_last_img_s"])
     print(
-        f"{r['size']:>5} {r['policy']:>10} {r['run']:>14} {r['img_s']:>8.2f} {ratio} {share}",
+        f"{r['size']:>5} {r['policy']:>10} {r['run']:>20} {r['img_s']:>8.2f} {ratio} {share}",
         flush=True,
     )
 
@@ -209,6 +217,13 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=1, help="timed epochs after one untimed")
     p.add_argument("--sources", nargs="+", choices=["memory", "files"], default=["memory", "files"])
     p.add_argument("--augment-on", nargs="+", choices=["data", "model"], default=["data", "model"])
+    p.add_argument(
+        "--feed",
+        nargs="+",
+        choices=["epoch", "repeat"],
+        default=["repeat"],
+        help="epoch: a finite dataset, new iterator per epoch; repeat: one endless iterator",
+    )
     p.add_argument("--precision", choices=PRECISIONS, default="auto")
     p.add_argument(
         "--data-threads", type=int, default=0, help="PipelineConfig.threads (0: TF default)"
@@ -225,7 +240,7 @@ def main(argv=None):
             f"ResNet-50 (trainable) batch {args.batch}; {args.steps} steps/epoch, 1 untimed + "
             f"{args.epochs} timed epochs; precision {choice.policy} ({choice.reason}); data: {what}"
         )
-        print(f"{'size':>5} {'policy':>10} {'run':>14} {'img/s':>8} {'ratio':>7} {'aug share':>9}")
+        print(f"{'size':>5} {'policy':>10} {'run':>20} {'img/s':>8} {'ratio':>7} {'aug share':>9}")
     for size in args.sizes:
         run_size(size, args, table, choice.policy)
 

@@ -186,17 +186,29 @@ def _to_model_input(image: tf.Tensor, config: PipelineConfig) -> tf.Tensor:
 
 
 def _finish(
-    ds: tf.data.Dataset, n: int, has_labels: bool, load, config, *, skip_errors: bool = False
+    ds: tf.data.Dataset,
+    n: int,
+    has_labels: bool,
+    load,
+    config,
+    *,
+    skip_errors: bool = False,
+    batched: bool = False,
 ) -> tf.data.Dataset:
-    """Shuffle (cheap items) -> repeat -> decode -> batch -> augment + preprocess -> prefetch."""
+    """Shuffle (cheap items) -> repeat -> decode -> batch -> augment + preprocess -> prefetch.
+    ``batched``: ``load`` takes a batch of items (batch, then load: one op per batch)."""
     if config.shuffle:
         ds = ds.shuffle(max(n, 1), seed=config.seed, reshuffle_each_iteration=True)
     if config.repeat:
         ds = ds.repeat()
-    ds = ds.map(load, num_parallel_calls=AUTOTUNE)
-    if skip_errors:
-        ds = ds.ignore_errors(log_warning=True)
-    ds = ds.batch(config.batch_size, drop_remainder=config.drop_remainder)
+    if batched:
+        ds = ds.batch(config.batch_size, drop_remainder=config.drop_remainder)
+        ds = ds.map(load, num_parallel_calls=AUTOTUNE)
+    else:
+        ds = ds.map(load, num_parallel_calls=AUTOTUNE)
+        if skip_errors:
+            ds = ds.ignore_errors(log_warning=True)
+        ds = ds.batch(config.batch_size, drop_remainder=config.drop_remainder)
 
     # Images are grey until here, so augment one channel and replicate afterwards: colour
     # saturation, hue and grayscale are no-ops on grey images, and this is ~3x less work.
@@ -296,7 +308,11 @@ def build_dataset(
 def build_dataset_from_arrays(
     images: np.ndarray, config: PipelineConfig | None = None, *, labels: np.ndarray | None = None
 ) -> tf.data.Dataset:
-    """Same pipeline over in-memory float ``[0, 1]`` images ``(N, H, W)`` (e.g. phantoms)."""
+    """Same pipeline over in-memory float ``[0, 1]`` images ``(N, H, W)`` (e.g. phantoms).
+
+    The images share one shape, so they are resized once here (not per element and epoch) and
+    each batch is one gather of shuffled row numbers: no per-element ``map`` on this path.
+    """
     config = config or PipelineConfig()
     images = np.asarray(images, dtype=np.float32)
     if images.ndim == 4 and images.shape[-1] == 1:
@@ -304,19 +320,28 @@ def build_dataset_from_arrays(
     if images.ndim != 3:
         raise ValueError(f"expected images of shape (N, H, W), got {images.shape}")
     n = len(images)
-    data = tf.constant(images)
+    if images.shape[1:] != (config.image_size, config.image_size) and n:
+        images = _resize_all(images, config)
+    data = tf.constant(images[..., None])
     ys = None
     if labels is not None:
         ys = tf.constant(np.asarray(labels, dtype=np.float32))
         if ys.shape[0] != n:
             raise ValueError(f"{n} images but {ys.shape[0]} labels")
 
-    def load(i):
-        x = _to_model_input(tf.gather(data, i)[..., None], config)
-        return (x, tf.gather(ys, i)) if ys is not None else x
+    def load(rows):
+        x = tf.gather(data, rows)
+        return (x, tf.gather(ys, rows)) if ys is not None else x
 
     ds = tf.data.Dataset.range(n)
-    return _finish(ds, n, ys is not None, load, config)
+    return _finish(ds, n, ys is not None, load, config, batched=True)
+
+
+def _resize_all(images: np.ndarray, config: PipelineConfig) -> np.ndarray:
+    """``(N, H, W)`` -> ``(N, S, S)`` by :func:`_to_model_input`, one image at a time."""
+    ds = tf.data.Dataset.from_tensor_slices(images[..., None])
+    ds = ds.map(lambda x: _to_model_input(x, config)[..., 0], num_parallel_calls=AUTOTUNE)
+    return np.concatenate(list(ds.batch(256).as_numpy_iterator())).astype(np.float32)
 
 
 def load_images(

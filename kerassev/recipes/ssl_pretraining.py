@@ -240,13 +240,19 @@ def pretrain_ssl(
             return stages_log(run, names, prefix=stage_prefix)
     # memory-bank methods get each image's row number with its two views
     index = np.arange(len(images), dtype=np.float32) if hasattr(model, "bank") else None
-    views = build_dataset_from_arrays(images, pipeline, labels=index)
-    if pipeline.views_in_model:  # the batches are raw images; the train step makes the views
-        model.augmenter = view_maker(pipeline)
     n_batches = len(images) / pipeline.batch_size
     steps_per_epoch = max(
         1, math.floor(n_batches) if pipeline.drop_remainder else math.ceil(n_batches)
     )
+    # One endless iterator for the whole fit, epochs of steps_per_epoch batches: a finite dataset
+    # restarts its iterator (and refills the prefetch) every epoch, which cost 2-3 s per epoch
+    # on 2 cores (docs/results/ssl_epoch_speed.md). Only with full batches, or one short batch
+    # would be topped up with repeats of the same images.
+    endless = pipeline.drop_remainder or pipeline.repeat
+    views = build_dataset_from_arrays(images, pipeline.replace(repeat=endless), labels=index)
+    feed = {"steps_per_epoch": steps_per_epoch} if endless else {}
+    if pipeline.views_in_model:  # the batches are raw images; the train step makes the views
+        model.augmenter = view_maker(pipeline)
 
     parts = []
     for name, stage in stages:
@@ -269,10 +275,11 @@ def pretrain_ssl(
                 epochs=stage.epochs,
                 compile_fn=compile_fn,
                 verbose=verbose,
+                **feed,
             )
         else:
             compile_fn(model)
-            history = model.fit(views, epochs=stage.epochs, verbose=verbose).history
+            history = model.fit(views, epochs=stage.epochs, verbose=verbose, **feed).history
             df = pd.DataFrame(history)
             df.insert(0, "epoch", np.arange(len(df)))
             parts.append(df.assign(stage=name))
