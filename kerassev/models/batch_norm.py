@@ -124,6 +124,6 @@ def recompute_batch_norm_statistics(model: keras.Model, images, *, batch_size: i
             momentum.assign(i / (i + 1))
             forward(tf.convert_to_tensor(images[i * batch_size : (i + 1) * batch_size]))
     finally:
-        for layer, m in zip(layers, saved):
+        for layer, m in zip(layers, saved, strict=True):
             layer.momentum = m
     return n_batches
