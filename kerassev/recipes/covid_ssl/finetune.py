@@ -126,7 +126,11 @@ def fine_tune(
             compile_fn=compile_fn,
             extra_callbacks=[
                 _PredictLastEpochs(
-                    x_test, folder, epochs, config.last_epochs, batch,
+                    x_test,
+                    folder,
+                    epochs,
+                    config.last_epochs,
+                    batch,
                     x_bn=x_train if config.precise_bn else None,
                 )  # fmt: skip
             ],
