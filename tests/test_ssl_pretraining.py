@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerassev.data.pipeline import PipelineConfig
+from kerassev.data.pipeline import PipelineConfig, build_dataset_from_arrays
 from kerassev.models.backbones import build_backbone
 from kerassev.models.heads import build_encoder, build_predictor
 from kerassev.models.ssl import SimSiam
@@ -68,6 +68,26 @@ def test_stages_run_in_order_and_log_end_to_end_without_run():
     after = [w.numpy() for w in backbone.weights]
     changed = [not np.array_equal(a, b) for a, b in zip(before, after, strict=True)]
     assert any(changed)  # stage b trained the backbone
+
+
+def test_epochs_of_an_endless_feed_have_full_batches_only():
+    """Views come from one endless iterator, epochs of floor(n / batch) full batches as the
+    finite feed gave; each pass over the images is its own batches (no image twice in one)."""
+    model, _ = _simsiam()
+    pretrain_ssl(
+        model, _images(20), stages=[("a", SSLStage(epochs=3))], pipeline=PIPE, run=None,
+        backbone_name="tiny_cnn",
+    )  # fmt: skip
+    assert int(model.optimizer.iterations) == 3 * (20 // 8)
+    pipe = PIPE.replace(two_view_policy=None, augment_policy=None, repeat=True, channels=1,
+                        preprocessing="unit")  # fmt: skip
+    rows = np.arange(20, dtype=np.float32)
+    ds = build_dataset_from_arrays(_images(20), pipe, labels=rows)
+    batches = [y.numpy().astype(int) for _, y in ds.take(3 * 2)]
+    for i in range(0, 6, 2):  # each pass: 2 batches of 8 distinct images
+        seen = np.concatenate(batches[i : i + 2])
+        assert len(seen) == 16 and len(set(seen)) == 16
+    assert not all(np.array_equal(a, b) for a, b in zip(batches[:2], batches[2:4], strict=True))
 
 
 def _two_stages(run, **extra):

@@ -196,15 +196,17 @@ def _finish(
     batched: bool = False,
 ) -> tf.data.Dataset:
     """Shuffle (cheap items) -> repeat -> decode -> batch -> augment + preprocess -> prefetch.
-    ``batched``: ``load`` takes a batch of items (batch, then load: one op per batch)."""
+    ``batched``: ``load`` takes a batch of items: shuffle -> batch -> repeat -> load, one op per
+    batch, and every pass over the data is its own batches (a batch never holds one image twice
+    from two passes, as one straddling a pass boundary could; SimCLR would see a false negative)."""
     if config.shuffle:
         ds = ds.shuffle(max(n, 1), seed=config.seed, reshuffle_each_iteration=True)
-    if config.repeat:
-        ds = ds.repeat()
     if batched:
         ds = ds.batch(config.batch_size, drop_remainder=config.drop_remainder)
+        ds = ds.repeat() if config.repeat else ds
         ds = ds.map(load, num_parallel_calls=AUTOTUNE)
     else:
+        ds = ds.repeat() if config.repeat else ds
         ds = ds.map(load, num_parallel_calls=AUTOTUNE)
         if skip_errors:
             ds = ds.ignore_errors(log_warning=True)

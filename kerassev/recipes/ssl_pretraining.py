@@ -244,13 +244,11 @@ def pretrain_ssl(
     steps_per_epoch = max(
         1, math.floor(n_batches) if pipeline.drop_remainder else math.ceil(n_batches)
     )
-    # One endless iterator for the whole fit, epochs of steps_per_epoch batches: a finite dataset
-    # restarts its iterator (and refills the prefetch) every epoch, which cost 2-3 s per epoch
-    # on 2 cores (docs/results/ssl_epoch_speed.md). Only with full batches, or one short batch
-    # would be topped up with repeats of the same images.
-    endless = pipeline.drop_remainder or pipeline.repeat
-    views = build_dataset_from_arrays(images, pipeline.replace(repeat=endless), labels=index)
-    feed = {"steps_per_epoch": steps_per_epoch} if endless else {}
+    # One endless iterator for the whole fit, epochs of steps_per_epoch batches (each epoch one
+    # reshuffled pass, as before): a finite dataset restarts its iterator and refills the
+    # prefetch every epoch, which cost 2-3 s per epoch on 2 cores (docs/results/ssl_epoch_speed.md).
+    views = build_dataset_from_arrays(images, pipeline.replace(repeat=True), labels=index)
+    feed = {"steps_per_epoch": steps_per_epoch}
     if pipeline.views_in_model:  # the batches are raw images; the train step makes the views
         model.augmenter = view_maker(pipeline)
 

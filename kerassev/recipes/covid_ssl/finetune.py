@@ -132,7 +132,7 @@ def fine_tune(
                     config.last_epochs,
                     batch,
                     x_bn=x_train if config.precise_bn else None,
-                )  # fmt: skip
+                )
             ],
             verbose=verbose,
             batch_size=batch,
