@@ -327,8 +327,8 @@ def pretrain_in_run(
     size, stages ``ssl_<key>/<stage>``, the encoder kept as :func:`encoder_file` ``(run, key)``.
     The last incomplete batch is dropped whenever there is more than one (a batch of one
     breaks BatchNorm). ``augment_on="model"`` (default) makes the views inside the train step,
-    ``"data"`` in ``tf.data``: the same views, but on 2 cores real epochs ran at 0.6x the
-    model's speed with ``"data"`` and at ~1.0x with ``"model"`` (docs/results/ssl_epoch_speed.md)."""
+    ``"data"`` in ``tf.data``: the same views at about the same speed on CPU, where the views
+    cost 1-3 % of a step (docs/results/ssl_epoch_speed.md); on a GPU ``"model"`` makes them there."""
     pipe = PipelineConfig(
         image_size=spec.image_size,
         batch_size=batch_size,
