@@ -135,3 +135,9 @@ def test_recompute_statistics_is_the_mean_of_full_batch_statistics(bn_class):
     )
     assert bn.momentum == 0.99  # restored
     np.testing.assert_array_equal(frozen.moving_mean.numpy(), 0.0)  # frozen layers keep theirs
+
+    # a second call reuses the traced pass and starts its average afresh
+    assert recompute_batch_norm_statistics(outer, x[4:8] + 5.0, batch_size=4) == 1
+    np.testing.assert_allclose(
+        bn.moving_mean.numpy(), conv(x[4:8] + 5.0).numpy().mean((0, 1, 2)), atol=1e-5
+    )

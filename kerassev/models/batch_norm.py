@@ -15,6 +15,8 @@ of a 2-D or 4-D input, another backend) fall back to Keras' implementation.
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import tensorflow as tf
 
@@ -94,6 +96,9 @@ def fuse_batch_norm(model: keras.Model) -> keras.Model:
     return fused
 
 
+_PRECISE_BN_FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def recompute_batch_norm_statistics(model: keras.Model, images, *, batch_size: int = 32) -> int:
     """Precise BN: set every trainable BN layer's moving mean and variance to the equal-weight
     average of its batch statistics over ``images`` under the current weights; returns the number
@@ -114,9 +119,14 @@ def recompute_batch_norm_statistics(model: keras.Model, images, *, batch_size: i
     n_batches = max(1, len(images) // batch_size)
     if not layers:
         return 0
-    momentum = tf.Variable(0.0, trainable=False, dtype="float32")
+    # One traced forward pass per model, reused by later calls (fine-tuning calls this once per
+    # predicted epoch, and a trace costs as much as the pass); it reads `momentum`, a variable.
+    if model not in _PRECISE_BN_FORWARD:
+        momentum = tf.Variable(0.0, trainable=False, dtype="float32")
+        ref = weakref.ref(model)  # a strong reference here would keep the key alive forever
+        _PRECISE_BN_FORWARD[model] = (momentum, tf.function(lambda x: ref()(x, training=True)))
+    momentum, forward = _PRECISE_BN_FORWARD[model]
     saved = [layer.momentum for layer in layers]
-    forward = tf.function(lambda x: model(x, training=True))
     try:
         for layer in layers:
             layer.momentum = momentum  # read at each call of the traced forward pass
