@@ -248,7 +248,6 @@ def pretrain_ssl(
     # reshuffled pass, as before): a finite dataset restarts its iterator and refills the
     # prefetch every epoch, which cost 2-3 s per epoch on 2 cores (docs/results/ssl_epoch_speed.md).
     views = build_dataset_from_arrays(images, pipeline.replace(repeat=True), labels=index)
-    feed = {"steps_per_epoch": steps_per_epoch}
     if pipeline.views_in_model:  # the batches are raw images; the train step makes the views
         model.augmenter = view_maker(pipeline)
 
@@ -273,11 +272,13 @@ def pretrain_ssl(
                 epochs=stage.epochs,
                 compile_fn=compile_fn,
                 verbose=verbose,
-                **feed,
+                steps_per_epoch=steps_per_epoch,
             )
         else:
             compile_fn(model)
-            history = model.fit(views, epochs=stage.epochs, verbose=verbose, **feed).history
+            history = model.fit(
+                views, epochs=stage.epochs, steps_per_epoch=steps_per_epoch, verbose=verbose
+            ).history
             df = pd.DataFrame(history)
             df.insert(0, "epoch", np.arange(len(df)))
             parts.append(df.assign(stage=name))

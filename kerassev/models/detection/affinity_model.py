@@ -143,9 +143,8 @@ class AffinityMaskRCNN(MaskRCNN):
         with tf.GradientTape() as tape:
             losses, segmentation, image = self._step_losses(data, training=True)
             total = segmentation + image  # eq. 6
-            scaled = self.optimizer.scale_loss(
-                scale_for_replicas(total)
-            )  # loss scaling under mixed_float16
+            # per-replica share, then loss scaling under mixed_float16
+            scaled = self.optimizer.scale_loss(scale_for_replicas(total))
         grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         return self._record_all(losses, segmentation, image)
