@@ -60,13 +60,19 @@ print(json.dumps({
 """
 
 
-def test_mirrored_strategy_matches_one_device():
+def _run_on_two_replicas(script: str) -> dict:
+    """Run ``script`` in a fresh process; its last stdout line is JSON with ``replicas``."""
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["replicas"] == 2
+    return r
+
+
+def test_mirrored_strategy_matches_one_device():
+    r = _run_on_two_replicas(SCRIPT)
     # Same loss per epoch (the first epoch before any update differs only by round-off) and the
     # same weights after 6 SGD steps: the per-replica loss is scaled by 1/replicas before the
     # gradients are summed across replicas.
@@ -109,10 +115,5 @@ print(json.dumps({"replicas": strategy.num_replicas_in_sync, "loss": history.his
 
 def test_views_made_in_the_step_under_mirrored_strategy():
     """augment_on="model": raw 12 px grey images in, 8 px views made in each replica's step."""
-    out = subprocess.run(
-        [sys.executable, "-c", VIEWS_IN_STEP], capture_output=True, text=True, timeout=300
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    assert r["replicas"] == 2
+    r = _run_on_two_replicas(VIEWS_IN_STEP)
     assert all(v == v for v in r["loss"]) and r["loss"][-1] < r["loss"][0], r
