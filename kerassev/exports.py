@@ -25,17 +25,40 @@ import tensorflow as tf
 METADATA_FILE = "kerassev.json"
 
 
+TASKS = ("classification", "regression", "segmentation")
+INPUT_KINDS = ("image", "video")
+
+
 @dataclass(frozen=True)
 class ExportMetadata:
-    """What a user of an exported model needs to feed it and read its output.
+    """What a user of an exported model needs to feed it and read its output; one schema for
+    every export of the suite (papers 01-05 and the ct-lesions segmenter).
 
-    Input: grey image -> aspect-preserving ``resize_mode`` resize to ``input_size`` -> 1 -> 3
-    channels when ``channels == 3`` -> ``preprocessing`` (:mod:`kerassev.transforms.preprocess`).
-    Output: ``class_names`` (softmax probabilities, classification) or ``target_name`` /
-    ``target_names`` (regression: one name for a single output, or one per output unit).
+    Image input (``input_kind="image"``): ``(B, S, S, C)`` float32, ``S = input_size``: grey
+    image in ``[0, 1]`` -> aspect-preserving ``resize_mode`` resize to ``S``
+    (:func:`kerassev.transforms.geometry.resize_keep_aspect`; ``"letterbox"``, the segmenter's:
+    longer side to ``S``, zero pad bottom/right) -> 1 -> 3 channels when ``channels == 3`` ->
+    ``preprocessing`` (:mod:`kerassev.transforms.preprocess`).
+
+    Video input (``input_kind="video"``): clips ``(B, T, S, S, C)`` float32, ``T =
+    frames_per_clip`` (the TSM encoder's ``keras.Input((T, S, S, C))``, :mod:`kerassev.models.tsm`).
+    Frames are decoded to grey (luma) in ``[0, 1]`` and resized like images by ``resize_mode``
+    (``"crop"``: shorter side to ``S``, centre crop; :func:`kerassev.io.video.read_clip`), then
+    channels and ``preprocessing`` as for images. ``frame_sampling`` is how training chose the
+    ``T`` frames (:func:`kerassev.io.video.sample_indices`): ``"uniform"``, the centres of ``T``
+    equal segments of the whole video (one clip a video), or ``"sliding"`` windows of ``T``
+    consecutive frames (predictions averaged over a video's clips).
+
+    Output: ``class_names`` (softmax probabilities, classification; for segmentation the
+    classes of the ``labels`` output, background first) or ``target_name`` / ``target_names``
+    (regression: one name for a single output, or one per output unit). ``target_range``: a
+    regression target's range (e.g. ``(0.0, 3.0)`` for a 0-3 severity score), predictions are
+    also reported rounded and clipped to it. ``output_names``: the keys of a model with dict
+    outputs (the segmenter: boxes, scores, labels, masks). ``score_threshold`` /
+    ``mask_threshold``: a segmenter's detection and mask cut-offs.
     """
 
-    task: str  # "classification" | "regression"
+    task: str  # "classification" | "regression" | "segmentation"
     input_size: int
     channels: int = 3
     preprocessing: str = "imagenet"
@@ -45,12 +68,37 @@ class ExportMetadata:
     target_names: tuple[str, ...] | None = None
     source: str = ""
     kerassev_version: str = ""
+    input_kind: str = "image"  # "image" | "video"
+    frames_per_clip: int | None = None  # T
+    frame_sampling: str | None = None  # "uniform" (T frames spread over the video) | "sliding"
+    target_range: tuple[float, float] | None = None  # predictions also rounded/clipped to it
+    output_names: tuple[str, ...] | None = None
+    score_threshold: float | None = None
+    mask_threshold: float | None = None
 
     def __post_init__(self):
-        if self.task not in ("classification", "regression"):
-            raise ValueError(f"task must be 'classification' or 'regression', got {self.task!r}")
-        if self.task == "classification" and not self.class_names:
-            raise ValueError("a classification export needs class_names")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task in ("classification", "segmentation") and not self.class_names:
+            raise ValueError(f"a {self.task} export needs class_names")
+        if self.input_kind not in INPUT_KINDS:
+            raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
+        if self.input_kind == "video":
+            from kerassev.io.video import SAMPLING_MODES
+
+            if not self.frames_per_clip or self.frames_per_clip < 1:
+                raise ValueError("a video export needs frames_per_clip >= 1")
+            if self.frame_sampling not in SAMPLING_MODES:
+                raise ValueError(
+                    f"a video export needs frame_sampling in {SAMPLING_MODES}, "
+                    f"got {self.frame_sampling!r}"
+                )
+            if self.resize_mode != "crop":
+                raise ValueError("video frames are resized by 'crop' (kerassev.io.video)")
+        if self.target_range is not None:
+            lo, hi = self.target_range
+            if not lo < hi:
+                raise ValueError(f"target_range needs low < high, got {self.target_range}")
         if not self.kerassev_version:
             from kerassev import __version__
 
@@ -61,15 +109,24 @@ class ExportMetadata:
 
     @classmethod
     def from_json(cls, text: str, *, where: str = "") -> ExportMetadata:
-        data = json.loads(text)
+        """Parse ``text``; exports written before a field existed get its default."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: export metadata is not JSON ({err})") from err
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: export metadata is not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"{where}: unknown export metadata fields {unknown}")
-        for key in ("class_names", "target_names"):
+        for key in ("class_names", "target_names", "target_range", "output_names"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
-        return cls(**data)
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: bad export metadata ({err})") from err
 
 
 def write_metadata(paths: ExportPaths, metadata: ExportMetadata) -> Path:

@@ -61,3 +61,32 @@ def test_a_model_trained_under_mixed_bfloat16_exports_in_float32(tmp_path):
         copy.predict(images, verbose=0), model.predict(images, verbose=0), rtol=0.05, atol=0.05
     )
     assert model.layers[1].dtype_policy.name == "mixed_bfloat16"  # the original is untouched
+
+
+def test_metadata_video_fields_round_trip_and_old_exports_still_read():
+    import dataclasses
+    import json
+
+    from kerassev.exports import ExportMetadata
+
+    video = ExportMetadata(
+        task="regression",
+        input_size=16,
+        channels=1,
+        preprocessing="unit",
+        input_kind="video",
+        frames_per_clip=4,
+        frame_sampling="uniform",
+        target_range=(0.0, 3.0),
+        target_name="severity",
+    )
+    assert ExportMetadata.from_json(video.to_json()) == video
+    # an export written before the video fields existed: its JSON lacks them
+    old = {k: v for k, v in dataclasses.asdict(video).items() if k in ("task", "input_size")}
+    assert ExportMetadata.from_json(json.dumps(old)).input_kind == "image"
+    with pytest.raises(ValueError, match="frames_per_clip"):
+        ExportMetadata(task="regression", input_size=16, input_kind="video")
+    with pytest.raises(ValueError, match="frame_sampling"):
+        ExportMetadata(task="regression", input_size=16, input_kind="video", frames_per_clip=4)
+    with pytest.raises(ValueError, match="class_names"):
+        ExportMetadata(task="segmentation", input_size=16)
