@@ -12,6 +12,7 @@ from kerassev.cli import main
 from kerassev.data.instances import boxes_of, instances_from_label_map
 from kerassev.recipes.ct_lesions import CtLesionsConfig
 from kerassev.recipes.ct_lesions.data import Slice, _flip, letterbox, training_example, unletterbox
+from kerassev.recipes.overrides import apply_overrides
 
 
 def _slice(h=90, w=120):
@@ -57,7 +58,7 @@ def test_presets():
     assert smoke.backbone == "tiny"
     m = smoke.model_config(num_classes=2, mean=0.4, std=0.2)
     assert m.num_classes == 2 and m.image_size == 128 and m.anchor_sizes[0] == 8
-    assert CtLesionsConfig(train_limit="6").train_limit == 6
+    assert apply_overrides(CtLesionsConfig(), ["train_limit=6"]).train_limit == 6  # typed --set
     with pytest.raises(ValueError, match="preset"):
         CtLesionsConfig.from_preset("fast")
 

@@ -60,7 +60,7 @@ def test_overrides_parse_to_field_types_and_reject_unknown_keys():
     assert cfg.comparators == ("ssl_scratch",) and cfg.subscore_head is False
     with pytest.raises(ValueError, match="unknown setting 'imagesize'"):
         apply_overrides(cfg, ["imagesize=32"])
-    with pytest.raises(ValueError, match="expected a int"):
+    with pytest.raises(ValueError, match="expected int"):
         apply_overrides(cfg, ["image_size=big"])
 
 

@@ -82,18 +82,6 @@ class CtAffinityConfig(DetectorSettings, RunSettings):  # + the detector's field
     seed: int = 0
 
     def __post_init__(self):
-        for name in (
-            "lesion_train_limit",
-            "lesion_test_limit",
-            "mask_roi_batch",
-            "covidx_test_limit",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, str):  # ``--set lesion_train_limit=4`` arrives as text
-                try:
-                    object.__setattr__(self, name, int(value))
-                except ValueError:
-                    raise ValueError(f"{name} must be an integer or none, got {value!r}") from None
         if self.copy_frequency not in ("epoch", "batch"):
             raise ValueError(
                 f"copy_frequency must be 'epoch' or 'batch', not {self.copy_frequency!r}"

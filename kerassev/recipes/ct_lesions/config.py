@@ -81,16 +81,6 @@ class CtLesionsConfig(DetectorSettings, RunSettings):
     figure_examples: int = 3
     seed: int = 0
 
-    def __post_init__(self):
-        # ``--set train_limit=6`` arrives as text for fields whose default is None.
-        for name in ("train_limit", "test_limit", "mask_roi_batch"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                try:
-                    object.__setattr__(self, name, int(value))
-                except ValueError:
-                    raise ValueError(f"{name} must be an integer or none, got {value!r}") from None
-
     @classmethod
     def paper(cls, **overrides) -> CtLesionsConfig:
         return cls(**overrides)
