@@ -130,16 +130,47 @@ def test_views_under_mixed_bfloat16_equal_the_float32_views(policy):
     np.testing.assert_array_equal(mixed, plain)
 
 
-def test_blur_is_keras_gaussian_per_image_with_probability_p():
+def _torch_gaussian_blur(x: np.ndarray, k: int, sigma: float) -> np.ndarray:
+    """torchvision ``F.gaussian_blur`` (its 1-D kernel and reflect padding) written in torch."""
+    import torch
+
+    half = (k - 1) * 0.5
+    t = torch.linspace(-half, half, k, dtype=torch.float64)
+    kern = torch.exp(-0.5 * (t / sigma) ** 2)
+    kern = kern / kern.sum()
+    img = torch.from_numpy(x.astype(np.float64)).permute(0, 3, 1, 2)  # NCHW
+    c = img.shape[1]
+    img = torch.nn.functional.pad(img, [k // 2] * 4, mode="reflect")
+    weight = (kern[:, None] * kern[None, :]).expand(c, 1, k, k)
+    out = torch.nn.functional.conv2d(img, weight, groups=c)
+    return out.permute(0, 2, 3, 1).numpy()
+
+
+def test_blur_matches_torchvision_gaussian_blur_with_reflect_padding():
     from kerassev.transforms.augment import RandomGaussianBlur
 
-    # one fixed sigma: the kernel equals Keras' k x k Gaussian (its draws are then constant)
-    x = tf.random.uniform((6, 40, 40, 1), seed=3)
-    fixed = dict(kernel_size=5, sigma=(0.8, 0.8), value_range=(0, 1), seed=7)
-    ours = RandomGaussianBlur(factor=1.0, **fixed)(x, training=True)
-    ref = keras.layers.RandomGaussianBlur(factor=(1.0, 1.0), **fixed)(x, training=True)
-    np.testing.assert_allclose(ours, ref, atol=1e-6)
-    assert float(tf.reduce_mean(tf.abs(ours - x))) > 1e-3  # it blurred
+    x = np.random.default_rng(3).random((3, 20, 20, 2)).astype(np.float32)
+    layer = RandomGaussianBlur(factor=1.0, kernel_size=5, sigma=(0.8, 0.8), value_range=(0, 1))
+    ours = np.asarray(layer(x, training=True))
+    np.testing.assert_allclose(ours, _torch_gaussian_blur(x, 5, 0.8), atol=1e-5)
+    # a flat image stays flat up to its border (zero padding darkened the border rows)
+    flat = np.full((1, 16, 16, 1), 0.7, np.float32)
+    np.testing.assert_allclose(layer(flat, training=True), flat, atol=1e-6)
+
+
+def test_blur_kernel_and_sigma_scale_with_the_view():
+    from kerassev.transforms.augment import RandomGaussianBlur
+
+    for size, kernel in ((224, 23), (64, 7), (32, 3)):
+        aug = make_augmenter("simsiam", image_size=size)
+        (blur,) = [layer for layer in aug.layers if isinstance(layer, RandomGaussianBlur)]
+        assert blur.kernel_size[0] == kernel  # 10 % of the side, odd (SimCLR)
+        np.testing.assert_allclose(blur.sigma, (0.1 * size / 224, 2.0 * size / 224))
+
+
+def test_blur_per_image_with_probability_p():
+    from kerassev.transforms.augment import RandomGaussianBlur
+
     # SimSiam / BYOL semantics: probability p per image (Keras' factor=p blurs p/2) and one
     # isotropic sigma per image (Keras draws one pair per batch)
     layer = RandomGaussianBlur(factor=0.5, kernel_size=3, sigma=(0.1, 2.0), seed=1)
@@ -154,3 +185,43 @@ def test_blur_is_keras_gaussian_per_image_with_probability_p():
     np.testing.assert_array_equal(out[~apply], flat[~apply])  # the rest pass through unchanged
     visible = apply & (sigma > 0.5)  # sigma near 0.1 leaves a 3-tap kernel almost an identity
     assert (np.abs(out[visible] - flat[visible]).max(axis=1) > 1e-3).all()
+
+
+def _jitter(**kw):
+    from kerassev.transforms.augment import ColorJitter
+
+    return ColorJitter(**{"brightness": 0.0, "contrast": 0.0, **kw}, seed=4)
+
+
+def test_brightness_multiplies_as_torchvision():
+    # torchvision ColorJitter(brightness=0.4): x * f, f ~ U[0.6, 1.4], clipped to [0, 1]
+    x = np.random.default_rng(0).uniform(0.05, 0.5, (2000, 4, 4, 1)).astype(np.float32)
+    out = np.asarray(_jitter(brightness=0.4)(x, training=True))
+    f = out / x
+    np.testing.assert_allclose(f, f[:, :1, :1, :1] * np.ones_like(f), rtol=1e-5)  # one per image
+    f = f[:, 0, 0, 0]
+    assert 0.6 <= f.min() < 0.62 and 1.38 < f.max() <= 1.4
+    assert abs(f.mean() - 1.0) < 0.02
+    # a dark lung field is never lifted by a fixed offset (Keras' additive 0.4 made 0.1 -> 0.5)
+    assert out.max() <= 0.5 * 1.4 + 1e-6
+
+
+def test_contrast_blends_with_the_mean_grey_as_torchvision():
+    x = np.random.default_rng(1).uniform(0.3, 0.7, (500, 6, 6, 3)).astype(np.float32)
+    out = np.asarray(_jitter(contrast=0.4)(x, training=True))
+    grey = (x * np.array([0.299, 0.587, 0.114], np.float32)).sum(-1, keepdims=True)
+    mean = grey.mean(axis=(1, 2, 3), keepdims=True)
+    # out = f x + (1 - f) mean  =>  f = (out - mean) / (x - mean), one per image
+    f = ((out - mean) * (x - mean)).sum(axis=(1, 2, 3)) / ((x - mean) ** 2).sum(axis=(1, 2, 3))
+    want = f[:, None, None, None] * x + (1 - f[:, None, None, None]) * mean
+    np.testing.assert_allclose(out, np.clip(want, 0, 1), atol=1e-5)
+    assert 0.6 <= f.min() < 0.63 and 1.37 < f.max() <= 1.4
+
+
+def test_jitter_order_is_random_per_image_and_output_in_range():
+    x = np.random.default_rng(2).random((400, 8, 8, 1)).astype(np.float32)
+    out = np.asarray(_jitter(brightness=0.4, contrast=0.4)(x, training=True))
+    assert out.min() >= 0 and out.max() <= 1
+    jitter = _jitter(brightness=0.4, contrast=0.4)
+    assert not np.allclose(jitter(x, training=False), out)
+    np.testing.assert_array_equal(jitter(x, training=False), x)

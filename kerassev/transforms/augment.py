@@ -18,10 +18,13 @@ Policies (parameters in :class:`AugmentConfig`, defaults from the papers / SimSi
   (the radiographs are grey already).
 
 All augmenters take ``[0, 1]`` float images ``(H, W, C)`` or batches ``(B, H, W, C)`` and return
-``[0, 1]``. Notes: Keras ``RandomBrightness`` adds ``factor`` (a fraction of the value range)
-where torchvision multiplies; on grey radiographs saturation, hue and grayscale are no-ops, which is
-what the papers' colour ops do to a grey image too. With ``channels=1`` (XRV) only brightness and
-contrast are used.
+``[0, 1]``. Colour jitter is torchvision's ``ColorJitter`` (:class:`ColorJitter`), which the
+papers' code uses: brightness *multiplies* by a factor in ``[1-b, 1+b]`` (Keras' ``RandomBrightness``
+adds ``b`` of the value range, washing radiographs out to white). Blur follows SimCLR: a kernel of
+10 % of the view side, sigma scaled by ``view / 224`` (the 0.1-2 range was set for 224-px views),
+reflect padding. On grey radiographs saturation, hue and grayscale are no-ops, which is what the
+papers' colour ops do to a grey image too. With ``channels=1`` (XRV) only brightness and contrast
+are used.
 """
 
 from __future__ import annotations
@@ -72,8 +75,9 @@ class AugmentConfig:
     jitter_p: float = 0.8
     grayscale_p: float = 0.2  # "colour drop"
     blur_p: float = 0.0
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    blur_kernel_frac: float = 0.1  # kernel ~ 10% of the view size (SimSiam/BYOL), made odd
+    blur_sigma: tuple[float, float] = (0.1, 2.0)  # at 224 px; scaled by view / 224
+    blur_kernel_frac: float = 0.1  # kernel ~ 10% of the view size (SimCLR appendix A), made odd
+    blur_reference_size: int = 224  # the view size blur_sigma was set for (SimCLR/MoCo v2)
 
     @classmethod
     def for_policy(cls, policy: str, **overrides) -> AugmentConfig:
@@ -187,6 +191,90 @@ class RandomApply(keras.layers.Layer):
         return cls(**config)
 
 
+_GREY = (0.299, 0.587, 0.114)  # torchvision rgb_to_grayscale (ITU-R 601-2 luma)
+
+
+def _grey(x):
+    """``(B, H, W, 1)`` luma of ``(B, H, W, C)`` (the image itself when C is 1)."""
+    if x.shape[-1] == 1:
+        return x
+    return tf.reduce_sum(x * tf.constant(_GREY, x.dtype), axis=-1, keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package="kerassev")
+class ColorJitter(keras.layers.Layer):
+    """torchvision ``ColorJitter(brightness, contrast, saturation, hue)`` on ``[0, 1]`` images.
+
+    Per image, as torchvision defines them (``transforms.functional_tensor``): brightness
+    ``clip(x * f)``, contrast ``clip(f x + (1 - f) mean(grey(x)))``, saturation
+    ``clip(f x + (1 - f) grey(x))``, each ``f ~ U[max(0, 1 - s), 1 + s]``; hue by Keras'
+    ``RandomHue``. torchvision applies the four in a random order per image; here brightness and
+    contrast come in a random order per image, then saturation, then hue (the last two are no-ops
+    on grey radiographs, the suite's images).
+    """
+
+    def __init__(self, brightness=0.4, contrast=0.4, saturation=0.0, hue=0.0, seed=None, **kw):
+        super().__init__(**kw)
+        self.brightness, self.contrast = float(brightness or 0), float(contrast or 0)
+        self.saturation, self.hue = float(saturation or 0), float(hue or 0)
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+        self.hue_layer = (
+            keras.layers.RandomHue(self.hue, value_range=(0, 1), seed=seed, dtype=self.dtype_policy)
+            if self.hue
+            else None
+        )
+
+    def build(self, input_shape):
+        if self.hue_layer is not None and input_shape[-1] == 3:
+            self.hue_layer.build(input_shape)
+
+    def _factor(self, n, strength):
+        return keras.random.uniform(
+            (n, 1, 1, 1), max(0.0, 1.0 - strength), 1.0 + strength, seed=self.generator
+        )
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        x = tf.convert_to_tensor(images)
+        single = x.shape.rank == 3
+        x = x[None] if single else x
+        n = tf.shape(x)[0]
+        fb, fc = self._factor(n, self.brightness), self._factor(n, self.contrast)
+
+        def brightness(v):
+            return tf.clip_by_value(v * fb, 0.0, 1.0) if self.brightness else v
+
+        def contrast(v):
+            if not self.contrast:
+                return v
+            mean = tf.reduce_mean(_grey(v), axis=[1, 2, 3], keepdims=True)
+            return tf.clip_by_value(fc * v + (1.0 - fc) * mean, 0.0, 1.0)
+
+        brightness_first = keras.random.uniform((n, 1, 1, 1), seed=self.generator) < 0.5
+        x = tf.where(brightness_first, contrast(brightness(x)), brightness(contrast(x)))
+        if self.saturation and x.shape[-1] == 3:
+            fs = self._factor(n, self.saturation)
+            x = tf.clip_by_value(fs * x + (1.0 - fs) * _grey(x), 0.0, 1.0)
+        if self.hue_layer is not None and x.shape[-1] == 3:
+            x = self.hue_layer(x, training=True)
+        return x[0] if single else x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "brightness": self.brightness,
+            "contrast": self.contrast,
+            "saturation": self.saturation,
+            "hue": self.hue,
+            "seed": self.seed,
+        }
+
+
 @keras.saving.register_keras_serializable(package="kerassev")
 class RandomGaussianBlur(keras.layers.RandomGaussianBlur):
     """SimCLR / SimSiam / BYOL's blur: each image blurred with probability ``factor`` by an
@@ -196,7 +284,8 @@ class RandomGaussianBlur(keras.layers.RandomGaussianBlur):
     ``factor=p`` as a range ``(0, p)`` for the blur probability (so images blur with p/2), and it
     draws one ``(sigma_x, sigma_y)`` pair per batch. The kernel runs as two 1-D depthwise
     convolutions (k x 1, then 1 x k; ``2k`` instead of ``k^2`` multiply-adds per pixel), with the
-    batch folded into channels so every image gets its own kernel; zero "SAME" padding as Keras'.
+    batch folded into channels so every image gets its own kernel. Borders are reflect-padded as
+    torchvision's ``GaussianBlur`` (Keras' zero padding darkens the border of every view).
     """
 
     def get_random_transformation(self, data, training=True, seed=None):
@@ -227,8 +316,10 @@ class RandomGaussianBlur(keras.layers.RandomGaussianBlur):
         per_channel = tf.repeat(taps, c, axis=0)  # (B*C, k)
         along_h = tf.reshape(tf.transpose(per_channel), [k, 1, b * c, 1])
         along_w = tf.reshape(tf.transpose(per_channel), [1, k, b * c, 1])
-        blurred = tf.nn.depthwise_conv2d(folded, along_h, [1, 1, 1, 1], "SAME")
-        blurred = tf.nn.depthwise_conv2d(blurred, along_w, [1, 1, 1, 1], "SAME")
+        r = k // 2
+        folded = tf.pad(folded, [[0, 0], [r, r], [r, r], [0, 0]], mode="REFLECT")
+        blurred = tf.nn.depthwise_conv2d(folded, along_h, [1, 1, 1, 1], "VALID")
+        blurred = tf.nn.depthwise_conv2d(blurred, along_w, [1, 1, 1, 1], "VALID")
         blurred = tf.transpose(tf.reshape(blurred, [h, w, b, c]), [2, 0, 1, 3])
         apply = transformation["should_apply_blur"][:, None, None, None]
         out = tf.clip_by_value(tf.where(apply, blurred, x), *self.value_range)
@@ -272,16 +363,11 @@ def _build_augmenter(cfg: AugmentConfig, *, image_size: int, seed: int, channels
         layers.append(keras.layers.RandomFlip(cfg.flip, seed=next(seeds), dtype=AUGMENT_DTYPE))
     if cfg.jitter_p > 0:
         colour = channels == 3
-        jitter = keras.layers.RandomColorJitter(
-            value_range=vr,
-            brightness_factor=cfg.brightness or None,
-            contrast_factor=cfg.contrast or None,
-            saturation_factor=(
-                (max(0.0, 0.5 - cfg.saturation / 2), min(1.0, 0.5 + cfg.saturation / 2))
-                if colour and cfg.saturation
-                else None
-            ),
-            hue_factor=cfg.hue if colour and cfg.hue else None,
+        jitter = ColorJitter(
+            brightness=cfg.brightness,
+            contrast=cfg.contrast,
+            saturation=cfg.saturation if colour else 0.0,
+            hue=cfg.hue if colour else 0.0,
             seed=next(seeds),
             dtype=AUGMENT_DTYPE,
         )
@@ -292,11 +378,12 @@ def _build_augmenter(cfg: AugmentConfig, *, image_size: int, seed: int, channels
         )
     if cfg.blur_p > 0:
         k = _odd(cfg.blur_kernel_frac * image_size)
+        scale = image_size / cfg.blur_reference_size  # SimCLR's sigma range is for 224 px
         layers.append(
             RandomGaussianBlur(
                 factor=cfg.blur_p,  # the probability p (see RandomGaussianBlur)
                 kernel_size=k,
-                sigma=cfg.blur_sigma,
+                sigma=tuple(float(s) * scale for s in cfg.blur_sigma),
                 value_range=vr,
                 seed=next(seeds),
                 dtype=AUGMENT_DTYPE,
