@@ -29,7 +29,12 @@ def center_crop_square(image: tf.Tensor) -> tf.Tensor:
 
 
 def resize_keep_aspect(
-    image: tf.Tensor, size: int, *, mode: str = "crop", antialias: bool = True
+    image: tf.Tensor,
+    size: int,
+    *,
+    mode: str = "crop",
+    antialias: bool = True,
+    spacing: tuple[float, float] | None = None,
 ) -> tf.Tensor:
     """Resize ``(H, W, C)`` to ``(size, size, C)`` without distorting the aspect ratio.
 
@@ -38,14 +43,18 @@ def resize_keep_aspect(
     ``mode="pad"``: scale the longer side to ``size`` and zero-pad the shorter one, centred
     (``tf.image.resize_with_pad``). ``mode="stretch"``: resize both sides to ``size``, distorting
     a non-square image. Bilinear; ``antialias`` avoids aliasing when downsampling
-    large radiographs (1024+ px -> 224).
+    large radiographs (1024+ px -> 224). ``spacing``: the (row, column) pixel size (e.g. mm) of
+    an image with non-square pixels (a NIfTI slice); "crop" and "pad" then keep the aspect
+    ratio of the physical extent, not of the pixel grid.
     """
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
     image = tf.convert_to_tensor(image)
     if not image.dtype.is_floating:
         raise TypeError(f"resize_keep_aspect expects a float image, got {image.dtype}")
-    if mode == "crop":
+    if spacing is not None and mode != "stretch":
+        out = _resize_physical(image, size, spacing, mode=mode, antialias=antialias)
+    elif mode == "crop":
         out = tf.image.resize(
             center_crop_square(image), (size, size), method="bilinear", antialias=antialias
         )
@@ -55,3 +64,13 @@ def resize_keep_aspect(
         out = tf.image.resize_with_pad(image, size, size, method="bilinear", antialias=antialias)
     out = tf.cast(out, image.dtype)
     return tf.ensure_shape(out, (size, size, image.shape[-1]))
+
+
+def _resize_physical(image, size: int, spacing, *, mode: str, antialias: bool) -> tf.Tensor:
+    """Scale the physical extent (pixels x spacing) so its longer ("pad") or shorter ("crop")
+    side is ``size``, then centre-pad / centre-crop to ``(size, size)``."""
+    extent = tf.cast(tf.shape(image)[:2], tf.float32) * tf.constant(spacing, tf.float32)
+    side = tf.reduce_max(extent) if mode == "pad" else tf.reduce_min(extent)
+    target = tf.maximum(tf.cast(tf.round(extent / side * size), tf.int32), 1)
+    out = tf.image.resize(image, target, method="bilinear", antialias=antialias)
+    return tf.image.resize_with_crop_or_pad(out, size, size)
