@@ -150,7 +150,11 @@ def read_metadata(model_path: str | Path) -> ExportMetadata:
         candidates = [path / "assets.extra" / METADATA_FILE]
     else:
         candidates = [path.with_name(path.stem + "." + METADATA_FILE)]
-        if path.suffix == ".keras" and path.is_file():
+        # a .tflite file moved without its sidecar still has its SavedModel sibling's copy
+        candidates.append(
+            path.with_name(path.stem + "_savedmodel") / "assets.extra" / METADATA_FILE
+        )
+        if path.suffix == ".keras" and zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 if METADATA_FILE in archive.namelist():
                     return ExportMetadata.from_json(
@@ -176,24 +180,21 @@ def float32_model(model: keras.Model) -> keras.Model:
     """``model`` with every layer computing in float32, same weights (``model`` itself when it
     already does). A model trained under ``mixed_bfloat16`` / ``mixed_float16`` keeps float32
     variables, so only the layers' dtype policies change: exports then run on any hardware and
-    convert to TFLite, which has no bf16 kernels. Done through the ``.keras`` format (its config
-    names each layer's policy), so it works for every serialisable model, nested ones included.
+    convert to TFLite, which has no bf16 kernels.
+
+    Rebuilt from its Keras config under a float32 global policy with each layer's serialised
+    policy set to float32 (a subclassed model's sub-layers take the global one), then the
+    weights copied, as ``recipes/ct_lesions/export.py`` does for the segmenter.
     """
-    import tempfile
+    from kerassev.precision import precision_scope
 
     if not _has_mixed_policy(model):
         return model
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.keras"
-        model.save(path)
-        with zipfile.ZipFile(path) as archive:
-            members = {n: archive.read(n) for n in archive.namelist()}
-        config = json.loads(members["config.json"])
-        members["config.json"] = json.dumps(_float32_policies(config)).encode()
-        with zipfile.ZipFile(path, "w") as archive:
-            for name, data in members.items():
-                archive.writestr(name, data)
-        return keras.models.load_model(path, compile=False)
+    config = _float32_policies(keras.saving.serialize_keras_object(model))
+    with precision_scope("float32"):
+        copy = keras.saving.deserialize_keras_object(config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _has_mixed_policy(model: keras.Model) -> bool:
@@ -254,9 +255,10 @@ def predict_saved_model(path: str | Path, images: np.ndarray) -> np.ndarray:
     return np.asarray(reloaded.serve(tf.constant(images, tf.float32)))
 
 
-def predict_tflite(path: str | Path, images: np.ndarray) -> np.ndarray:
-    """Predictions of a TFLite file, one image at a time (its batch dimension is fixed), through
-    LiteRT's interpreter (``ai-edge-litert``; ``tf.lite.Interpreter`` is deprecated)."""
+def tflite_predictor(path: str | Path):
+    """``fn(batch) -> predictions`` of a TFLite file, one image (or clip) at a time (its batch
+    dimension is fixed), through LiteRT's interpreter (``ai-edge-litert``; ``tf.lite.Interpreter``
+    is deprecated). Raises ``ValueError`` for a file LiteRT cannot read."""
     from ai_edge_litert.interpreter import Interpreter
 
     from kerassev.quiet import native_stderr_silenced
@@ -265,16 +267,30 @@ def predict_tflite(path: str | Path, images: np.ndarray) -> np.ndarray:
     # Python errors still propagate.
     with native_stderr_silenced():
         interpreter = Interpreter(model_path=str(path))
-        inp = interpreter.get_input_details()[0]
-        out = interpreter.get_output_details()[0]
-        interpreter.resize_tensor_input(inp["index"], (1, *images.shape[1:]))
-        interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    shape = [None]
+
+    def predict(images) -> np.ndarray:
+        images = np.asarray(images, np.float32)
+        if shape[0] != images.shape[1:]:
+            with native_stderr_silenced():
+                interpreter.resize_tensor_input(inp["index"], (1, *images.shape[1:]))
+                interpreter.allocate_tensors()
+            shape[0] = images.shape[1:]
         preds = []
-        for image in images.astype(np.float32):
+        for image in images:
             interpreter.set_tensor(inp["index"], image[None])
             interpreter.invoke()
             preds.append(interpreter.get_tensor(out["index"])[0])
-    return np.stack(preds)
+        return np.stack(preds)
+
+    return predict
+
+
+def predict_tflite(path: str | Path, images: np.ndarray) -> np.ndarray:
+    """Predictions of a TFLite file (see :func:`tflite_predictor`)."""
+    return tflite_predictor(path)(images)
 
 
 def check_exports(

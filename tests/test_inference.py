@@ -9,7 +9,7 @@ from PIL import Image
 
 from kerassev.cli import main
 from kerassev.exports import ExportMetadata, export_model, read_metadata
-from kerassev.inference import predict_files, prepare_image
+from kerassev.inference import predict_files
 from kerassev.io.dicom_write import write_dicom
 
 
@@ -53,9 +53,16 @@ def test_predict_names_outputs_and_reports_bad_files(tmp_path, capsys):
     table, skipped = predict_files(paths.keras_file, [folder, tmp_path / "missing.png"])
     assert [p.split("/")[-1] for p in table["path"]] == ["a.png", "b.jpg", "d.dcm"]
     assert set(skipped) == {str(folder / "c.png"), str(tmp_path / "missing.png")}
-    x = prepare_image(folder / "a.png", meta)
-    assert x.shape == (16, 16, 3)
-    want = float(keras.models.load_model(paths.keras_file).predict(x[None], verbose=0)[0, 0])
+    # the same input recipe by hand: grey [0, 1], centre crop + resize, 3 channels, caffe
+    import tensorflow as tf
+
+    from kerassev.transforms.geometry import resize_keep_aspect
+    from kerassev.transforms.preprocess import get_preprocessor
+
+    grey = np.asarray(Image.open(folder / "a.png"), np.float32)[..., None] / 255.0
+    x = tf.image.grayscale_to_rgb(resize_keep_aspect(tf.constant(grey), 16, mode="crop"))
+    x = get_preprocessor("imagenet")(x[None]).numpy()
+    want = float(keras.models.load_model(paths.keras_file).predict(x, verbose=0)[0, 0])
     assert table["mrale"].iloc[0] == pytest.approx(want, rel=1e-5)
     assert main(["predict", str(paths.saved_model), str(folder / "a.png")]) == 0
     assert "mrale" in capsys.readouterr().out
