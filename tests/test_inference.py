@@ -66,3 +66,43 @@ def test_predict_names_outputs_and_reports_bad_files(tmp_path, capsys):
     assert table["mrale"].iloc[0] == pytest.approx(want, rel=1e-5)
     assert main(["predict", str(paths.saved_model), str(folder / "a.png")]) == 0
     assert "mrale" in capsys.readouterr().out
+
+
+def test_every_export_form_predicts_the_same_and_finds_its_metadata(tmp_path):
+    meta = ExportMetadata(task="regression", input_size=16, target_name="mrale")
+    paths = export_model(_regressor(), tmp_path / "exp", name="reg", metadata=meta)
+    folder = _images(tmp_path / "imgs")
+    (paths.keras_file.with_name("reg.kerassev.json")).unlink()  # .tflite finds the SavedModel's
+    tables = {
+        form: predict_files(where, [folder])[0]
+        for form, where in {
+            "keras": paths.keras_file,
+            "saved_model": paths.saved_model,
+            "tflite": paths.tflite_file,
+            "folder": tmp_path / "exp",
+        }.items()
+    }
+    for form, table in tables.items():
+        assert list(table["path"]) == list(tables["keras"]["path"]), form
+        np.testing.assert_allclose(table["mrale"], tables["keras"]["mrale"], atol=1e-4)
+
+
+def test_the_wrong_command_or_the_wrong_kind_of_input_says_so(tmp_path):
+    from kerassev.inference import ExportError, load_export
+    from kerassev.io.video import write_video
+
+    meta = ExportMetadata(task="regression", input_size=16, target_name="mrale")
+    paths = export_model(_regressor(), tmp_path, name="reg", tflite=False, metadata=meta)
+    with pytest.raises(ExportError, match="use `kerassev predict`"):
+        load_export(paths.keras_file, command="segment")
+    video = write_video(tmp_path / "v.mp4", np.zeros((4, 16, 16), np.float32))
+    with pytest.raises(ExportError, match="is a video, but .* is an image export"):
+        predict_files(paths.keras_file, [video])
+    (tmp_path / "two.keras").write_bytes(paths.keras_file.read_bytes())
+    with pytest.raises(ExportError, match="several exports"):
+        load_export(tmp_path)
+    (tmp_path / "bad.keras").write_text("not a zip")
+    with pytest.raises(ExportError, match="not a zip file"):
+        load_export(tmp_path / "bad.keras")
+    with pytest.raises(ExportError, match="no such file"):
+        load_export(tmp_path / "missing.keras")
