@@ -61,14 +61,12 @@ def collect_files(
 def refuse_wrong_kind(files: list[Path], meta: ExportMetadata, model: Path) -> None:
     """One clear line when an image export is given videos or a video export images."""
     if meta.input_kind == "image":
-        wrong, kind, takes = ONLY_VIDEO, "a video", "images (PNG/JPEG/DICOM)"
+        wrong, kind, takes = ONLY_VIDEO, "a video", "an image export: it takes PNG/JPEG/DICOM"
     else:
-        wrong, kind, takes = ONLY_IMAGE, "an image", "videos (MP4/AVI/MOV/GIF...)"
+        wrong, kind, takes = ONLY_IMAGE, "an image", "a video export: it takes MP4/AVI/MOV/GIF..."
     for f in files:
         if f.suffix.lower() in wrong:
-            raise ExportError(
-                f"{f} is {kind}, but {model} is an {meta.input_kind} export: it takes {takes}"
-            )
+            raise ExportError(f"{f} is {kind}, but {model} is {takes}")
 
 
 def _config(meta: ExportMetadata, batch_size: int) -> PipelineConfig:
