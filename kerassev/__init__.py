@@ -15,4 +15,9 @@ Layout (one concept per module; see docs/architecture.md):
 - ``kerassev.cli``         the ``kerassev`` command
 """
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+try:  # one version, in pyproject.toml; the installed distribution's metadata carries it
+    __version__ = _metadata.version("kerassev")
+except _metadata.PackageNotFoundError:  # a bare checkout on sys.path, never installed
+    __version__ = "0+unknown"

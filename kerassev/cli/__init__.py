@@ -19,7 +19,12 @@ class UserError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kerassev import __version__
+
     parser = argparse.ArgumentParser(prog="kerassev", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--version", action="version", version=f"kerassev {__version__}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _COMMAND_MODULES:
         importlib.import_module(f"kerassev.cli.{name}").register(sub)
@@ -48,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"kerassev {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # ``kerassev data list | head``: the reader left early, no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(
             "interrupted; rerun with --resume to continue from the last checkpoint", file=sys.stderr

@@ -1,4 +1,4 @@
-"""Data-set manifests and checks: :mod:`.schema` (``data_manifests/*.yaml``, loading and
+"""Data-set manifests and checks: :mod:`.schema` (``kerassev/data_manifests/*.yaml``, loading and
 validating one) and :mod:`.check` (:func:`check_dataset`, behind ``kerassev data check``)."""
 
 from kerassev.data.manifest.check import (

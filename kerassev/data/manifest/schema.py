@@ -1,4 +1,4 @@
-"""Data-set manifests (``data_manifests/*.yaml``): the schema, and loading and validating one.
+"""Data-set manifests (``kerassev/data_manifests/*.yaml``): the schema, and loading and validating one.
 
 Manifest keys: name, title, folder, source {repository, upstream}, licence, citation, patient_id
 (text), quirks (texts), template (bool), and the checked sections:
@@ -16,12 +16,11 @@ Manifest keys: name, title, folder, source {repository, upstream}, licence, cita
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-from kerassev import config
 
 _TYPES = {"int", "float", "str", "category"}
 
@@ -31,8 +30,9 @@ class ManifestError(ValueError):
 
 
 def manifest_dir() -> Path:
-    """Folder holding the manifests: ``<repo>/data_manifests``."""
-    return config.repo_root() / "data_manifests"
+    """Folder holding the manifests: ``kerassev/data_manifests``, package data, so an installed
+    wheel finds them too (the checkout's top-level ``data_manifests`` links to it)."""
+    return Path(str(resources.files("kerassev") / "data_manifests"))
 
 
 def available_manifests() -> list[str]:
