@@ -26,14 +26,20 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kerassev.models.batch_norm import precise_batch_norm
 from kerassev.models.ssl import backbone_of
-from kerassev.recipes.ssl_pretraining import pretrain_in_run
+from kerassev.recipes.ssl_pretraining import network_inputs, pretrain_in_run
 from kerassev.runs import RunFolder
 
 from .config import CohenConfig, backbone_label, method_label
 from .data import ImageBank
 from .encoders import Encoder, resnet_encoder, xrv_encoder
 from .table import FeatureRow, no_data_row
+
+#: Encoders whose BN statistics are kept: distributed weights trained with their own statistics.
+#: Every other encoder (SSL, random init) gets precise BN on the bank's images before its
+#: features are extracted (issue 18 fault 1: short SSL leaves the moving statistics stale).
+KEEP_BN_STATISTICS = ("xrv", "imagenet")
 
 
 def build_encoders(
@@ -133,7 +139,14 @@ def feature_rows(
             with np.load(run.path / f"{stage}.npz") as saved:
                 sets = {k: saved[k] for k in saved.files if k != "paths"}
         else:
-            sets = enc.extract(bank.at(enc.image_size), batch_size, progress=bool(verbose))
+            images = bank.at(enc.image_size)
+            if enc.key not in KEEP_BN_STATISTICS:
+                precise_batch_norm(
+                    enc.model,
+                    network_inputs(images, enc.image_size, preprocessing=enc.preprocess),
+                    batch_size=batch_size,
+                )
+            sets = enc.extract(images, batch_size, progress=bool(verbose))
             if run is not None:
                 np.savez_compressed(
                     run.new_file(f"{stage}.npz"), paths=bank.table["path"].to_numpy(str), **sets

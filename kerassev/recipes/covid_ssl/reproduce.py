@@ -178,7 +178,7 @@ def _probe(config, data, run, sources, x):
     )
     rows = []
     for name, backbone in candidates.items():
-        feats = frozen_features(backbone, x_view)
+        feats = frozen_features(backbone, x_view, bn_images=x_view[train])
         probs = linear_probe(feats[train], labels[train], feats[test], seed=config.seed)
         m = detection_table_row(
             labels[test],

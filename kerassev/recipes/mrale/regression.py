@@ -20,7 +20,9 @@ import pandas as pd
 
 from kerassev.explain.gradcam import gradcam, mass_inside_mask
 from kerassev.models.backbones import build_backbone
+from kerassev.models.batch_norm import precise_batch_norm
 from kerassev.models.heads import build_regressor, build_subscore_regressor
+from kerassev.models.ssl import backbone_of
 from kerassev.models.unfreeze import unfreeze_top
 from kerassev.recipes.ssl_pretraining import build_ssl_encoder, encoder_file
 from kerassev.runs import RunFolder
@@ -110,8 +112,20 @@ class MraleFolds:
 
     # -------------------------------------------------------------- shared pieces
     def encoder(self, init: str) -> keras.Model:
+        """The pre-trained encoder ``init`` with precise BN statistics in its projector.
+
+        §3.1's stages keep the backbone's BN frozen, but the projector's BN layers train with
+        momentum 0.99, so after a short SSL run their moving statistics are stale (issue 18
+        fault 1). They are re-estimated on the backbone's features of every image (the images
+        SSL saw; no labels), identically for the frozen stage's embeddings and the fine-tuned
+        regressor.
+        """
         encoder = build_ssl_encoder(self.config.encoder_spec())
         encoder.load_weights(encoder_file(self.run, init))
+        batch = self.config.batch_size
+        backbone = backbone_of(encoder)
+        feats = backbone.predict(self.inputs, batch_size=batch, verbose=0)
+        precise_batch_norm(encoder.get_layer("projector"), feats, batch_size=batch)
         return encoder
 
     def embeddings(self, init: str) -> np.ndarray:
