@@ -3,6 +3,12 @@
 A run folder holds ``run.json`` (config, seed, package versions, command line), per-stage
 checkpoints and logs, out-of-fold predictions, tables and figures. ``--resume`` reopens the
 latest unfinished run of the same kind instead of creating a new one.
+
+Under ``MultiWorkerMirroredStrategy`` only the chief writes in ``parent``; the other workers keep
+a temporary run folder that :meth:`RunFolder.mark_complete` removes (:mod:`kerassev.distributed_io`).
+Restarted with the same command after a failure, every worker continues the latest unfinished
+run of the same kind, configuration and cluster (as Keras' ``BackupAndRestore`` continues from
+its fixed folder), so the workers resume together from the chief's last finished epoch.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import datetime as _dt
 import json
 import logging
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -20,6 +27,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
+# Packages whose version can change a result: the frameworks, numerics, and every decoder or
+# evaluator a recipe reads its data or scores through (DICOM codecs, video, NIfTI, COCO AP,
+# LiteRT for TFLite checks). package_versions() adds any other runtime requirement of kerassev.
 _VERSIONED_PACKAGES = (
     "kerassev",
     "tensorflow",
@@ -29,7 +39,17 @@ _VERSIONED_PACKAGES = (
     "pandas",
     "scikit-learn",
     "scipy",
+    "pillow",
+    "h5py",
     "pydicom",
+    "pylibjpeg",
+    "pylibjpeg-libjpeg",
+    "pylibjpeg-openjpeg",
+    "pylibjpeg-rle",
+    "av",
+    "nibabel",
+    "pycocotools",
+    "ai-edge-litert",
 )
 
 
@@ -38,14 +58,25 @@ class RunError(RuntimeError):
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions of the packages a result depends on (absent ones omitted)."""
+    """Installed versions (``importlib.metadata``) of the packages a result depends on: the list
+    above plus kerassev's other runtime requirements; absent ones are omitted."""
     versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in _VERSIONED_PACKAGES:
+    for name in dict.fromkeys([*_VERSIONED_PACKAGES, *_runtime_requirements()]):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def _runtime_requirements() -> list[str]:
+    """Names in kerassev's ``Requires-Dist`` without an extra (``pip install kerassev[test]``)."""
+    try:
+        requires = metadata.requires("kerassev") or []
+    except metadata.PackageNotFoundError:
+        return []
+    names = (re.match(r"[A-Za-z0-9._-]+", r) for r in requires if "extra ==" not in r)
+    return [m.group(0) for m in names if m]
 
 
 def _git_commit() -> str | None:
@@ -80,12 +111,24 @@ class RunFolder:
 
     path: Path
     info: dict
+    scratch: bool = False  # a non-chief worker's temporary folder, removed when complete
 
     # ------------------------------------------------------------------ creation
     @classmethod
     def create(cls, parent: str | Path, kind: str, *, config: Any, seed: int) -> RunFolder:
-        """Make ``parent/<timestamp>_<kind>``; a clash gets a numeric suffix, never reuse."""
-        parent = Path(parent)
+        """Make ``parent/<timestamp>_<kind>``; a clash gets a numeric suffix, never reuse.
+
+        Under multi-worker training a non-chief worker makes it in a temporary folder, and a
+        restarted cluster continues its unfinished run instead (see the module docstring)."""
+        parent, scratch = Path(parent), False
+        if _multi_worker():
+            from kerassev import distributed_io
+
+            restart = _cluster_restart(parent, kind, config)
+            if restart is not None:
+                return cls.resume(restart, kind, config=config)
+            if not distributed_io.is_chief():
+                parent, scratch = distributed_io.scratch_parent(), True
         parent.mkdir(parents=True, exist_ok=True)
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = parent / f"{stamp}_{kind}"
@@ -110,7 +153,7 @@ class RunFolder:
             "completed": None,
             "stages_done": [],
         }
-        run = cls(path, info)
+        run = cls(path, info, scratch=scratch)
         run.save()
         return run
 
@@ -142,10 +185,16 @@ class RunFolder:
             )
         if info.get("completed"):
             raise RunError(f"--resume: {path} already completed at {info['completed']}")
+        scratch = False
+        if _multi_worker():
+            from kerassev import distributed_io
+
+            if not distributed_io.is_chief():  # continue from a copy of the chief's state
+                path, scratch = distributed_io.copy_for_worker(path), True
         info.setdefault("resumed", []).append(_dt.datetime.now().isoformat(timespec="seconds"))
         info.setdefault("precision", []).append(_active_precision())  # another machine may differ
         info.setdefault("distribution", []).append(_active_distribution())
-        run = cls(path, info)
+        run = cls(path, info, scratch=scratch)
         run.save()
         return run
 
@@ -202,13 +251,41 @@ class RunFolder:
             self.save()
 
     def mark_complete(self, **summary: Any) -> None:
+        """Record the end of the run; a non-chief worker's temporary folder is removed."""
         self.info["completed"] = _dt.datetime.now().isoformat(timespec="seconds")
         self.info["summary"] = _jsonable(summary)
         self.save()
+        if self.scratch:
+            from kerassev.distributed_io import remove_scratch
+
+            remove_scratch(self.path)
 
     def describe(self) -> str:
         """One line naming the run, for captions of every printed table and figure."""
         return f"run {self.path.name} (kind={self.info['kind']}, seed={self.info['seed']})"
+
+
+def _multi_worker() -> bool:
+    from kerassev.distribute import multi_worker_active
+
+    return multi_worker_active()
+
+
+def _cluster_restart(parent: Path, kind: str, config: Any) -> Path | None:
+    """The latest unfinished ``kind`` run in ``parent`` started by this same cluster with this
+    configuration: a restarted multi-worker job continues it (None when there is none)."""
+    from kerassev.distributed_io import cluster_workers
+
+    wanted, cluster = _jsonable(config), cluster_workers()
+    for path in sorted(parent.glob(f"*_{kind}*"), key=lambda p: p.name, reverse=True):
+        if not (path / RUN_FILE).is_file():
+            continue
+        info = RunFolder._load_info(path)
+        recorded = (info.get("distribution") or [{}])[0].get("cluster")
+        same = info.get("kind") == kind and info.get("config") == wanted and recorded == cluster
+        if same and not info.get("completed"):
+            return path
+    return None
 
 
 def _active_distribution() -> dict[str, object]:

@@ -52,3 +52,30 @@ def test_set_aside_moves_partial_outputs_without_losing_them(tmp_path):
     assert (moved / "tables" / "table1.csv").is_file()
     assert not (run.path / "REPORT.md").exists() and not (run.path / "tables").exists()
     assert run.set_aside("REPORT.md") is None
+
+
+def test_versions_name_every_package_that_shapes_results():
+    from importlib import metadata
+
+    from kerassev.runs import package_versions
+
+    versions = package_versions()
+    decoders = ["pycocotools", "av", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg"]
+    for name in [*decoders, "pylibjpeg-rle", "ai-edge-litert", "nibabel", "keras", "kerassev"]:
+        assert versions[name] == metadata.version(name), name
+    # and every runtime requirement of the installed distribution (none left out by a stale list)
+    for requirement in metadata.requires("kerassev"):
+        name = requirement.split(";")[0].split("<")[0].split(">")[0].split("=")[0].strip()
+        if "extra ==" not in requirement and _installed(name):
+            assert name in versions, name
+    assert "pytest" not in versions  # test extras are not results' dependencies
+
+
+def _installed(name: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
