@@ -10,9 +10,10 @@ Per batch of clip embeddings ``u`` (B, D) and health scores ``hs`` (B,):
   the scale does not depend on the batch size).
 * eq. 3, bounded (the default; SPEC 02 resolves the garbled text): ``s_ij = (1 + cos) / 2``
   clipped to ``[eps, 1 - eps]``; a positive adds ``-log s_ij``, a negative ``-log(1 - s_ij)``.
-* wCL: positive terms divided by ``d_ij + eps``, negative terms multiplied by ``d_ij + eps``;
+* wCL: positive terms divided by ``d_ij + delta``, negative terms multiplied by ``d_ij + delta``;
   the weights of each kind are normalised to mean 1 in the batch, so CL and wCL weigh positives
-  against negatives alike.
+  against negatives alike. ``delta = tie_floor * mean_{i != j} d_ij`` (at least ``eps``), see
+  :func:`wcl_weights` for why not the paper's ``eps`` alone.
 * l2Sim: ``s_ij = exp(-||u_i - u_j||^2)`` on L2-normalised embeddings instead of the cosine.
 * ``form="literal"``: eq. 3 as printed, ``sum_neg log(sim (d + eps)) - sum_pos log(sim) / (d + eps)``
   with ``sim`` the cosine clipped to ``[eps, 1]`` (the printed log of a cosine is NaN for
@@ -79,6 +80,32 @@ def _normalised(weights, mask):
     return weights / ops.maximum(_masked_mean(weights, mask), 1e-12)
 
 
+#: wCL's floor on ``d_ij`` as a fraction of the batch's mean score gap (see :func:`wcl_weights`).
+TIE_FLOOR = 0.5
+
+
+def wcl_weights(d, positive, negative, *, tie_floor: float = TIE_FLOOR, eps: float = 1e-6):
+    """wCL weights ``(w_pos, w_neg)``, (B, B) each, normalised to mean 1 over their masks.
+
+    The paper's intent (§3.2, "we factor in the differences in the health scores ... to determine
+    the weight of the corresponding term"; SPEC 02): the closer two positives' scores, the harder
+    they are pulled together, the farther two negatives', the harder they are pushed apart. Its
+    ``eps`` only keeps ``1 / d`` finite; it is not meant to weigh a tied pair (``d = 0``) 1e6
+    times a pair one point apart, which with coarse integer scores (POCUS's 0-3) made wCL CL over
+    exactly tied pairs and dropped every other positive. So ``d`` is floored by ``delta =
+    tie_floor * mean_{i != j} d_ij``: a tie weighs at most ``(d + delta) / delta`` times a
+    positive at gap ``d`` (``1 + 1 / tie_floor = 3`` at the mean gap), and the weights keep the
+    scale invariance of the ranking (multiplying every score by ``c`` changes nothing).
+    """
+    b = ops.shape(d)[0]
+    off = 1.0 - ops.eye(b, dtype="float32")
+    delta = ops.maximum(tie_floor * _masked_mean(d, off), eps)
+    return (
+        _normalised(1.0 / (d + delta), positive),
+        _normalised(d + delta, negative),
+    )
+
+
 def contrastive_loss(
     u,
     hs,
@@ -87,6 +114,7 @@ def contrastive_loss(
     similarity_kind: str = "cos",
     form: str = "bounded",
     eps: float = 1e-6,
+    tie_floor: float = TIE_FLOOR,
 ):
     """CL (``weighted=False``) or wCL (``True``) of embeddings ``u`` (B, D) given scores ``hs``."""
     if form not in FORMS:
@@ -105,8 +133,8 @@ def contrastive_loss(
     s = ops.clip(s, eps, 1.0 - eps)
     pos_terms, neg_terms = -ops.log(s), -ops.log(1.0 - s)
     if weighted:
-        pos_terms = pos_terms * _normalised(1.0 / (d + eps), positive)
-        neg_terms = neg_terms * _normalised(d + eps, negative)
+        w_pos, w_neg = wcl_weights(d, positive, negative, tie_floor=tie_floor, eps=eps)
+        pos_terms, neg_terms = pos_terms * w_pos, neg_terms * w_neg
     return _masked_mean(pos_terms, positive) + _masked_mean(neg_terms, negative)
 
 
@@ -130,10 +158,12 @@ __all__ = [
     "FORMS",
     "LOSS_NAMES",
     "SIMILARITIES",
+    "TIE_FLOOR",
     "contrastive_loss",
     "loss_spec",
     "mse_loss",
     "pair_distances",
     "select_pairs",
     "similarity",
+    "wcl_weights",
 ]
