@@ -54,7 +54,8 @@ class ExportMetadata:
     (regression: one name for a single output, or one per output unit). ``target_range``: a
     regression target's range (e.g. ``(0.0, 3.0)`` for a 0-3 severity score), predictions are
     also reported rounded and clipped to it. ``output_names``: the keys of a model with dict
-    outputs (the segmenter: boxes, scores, labels, masks). ``score_threshold`` /
+    outputs (the segmenter: boxes, scores, labels, masks; paper 05's affinity model also
+    ``class_probs``, named by ``image_class_names``). ``score_threshold`` /
     ``mask_threshold``: a segmenter's detection and mask cut-offs.
     """
 
@@ -73,6 +74,7 @@ class ExportMetadata:
     frame_sampling: str | None = None  # "uniform" (T frames spread over the video) | "sliding"
     target_range: tuple[float, float] | None = None  # predictions also rounded/clipped to it
     output_names: tuple[str, ...] | None = None
+    image_class_names: tuple[str, ...] | None = None  # a segmenter's class_probs output
     score_threshold: float | None = None
     mask_threshold: float | None = None
 
@@ -120,7 +122,13 @@ class ExportMetadata:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"{where}: unknown export metadata fields {unknown}")
-        for key in ("class_names", "target_names", "target_range", "output_names"):
+        for key in (
+            "class_names",
+            "target_names",
+            "target_range",
+            "output_names",
+            "image_class_names",
+        ):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
         try:
@@ -186,10 +194,15 @@ def float32_model(model: keras.Model) -> keras.Model:
     policy set to float32 (a subclassed model's sub-layers take the global one), then the
     weights copied, as ``recipes/ct_lesions/export.py`` does for the segmenter.
     """
-    from kerassev.precision import precision_scope
-
     if not _has_mixed_policy(model):
         return model
+    return float32_copy(model)
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """An uncompiled float32 copy of ``model`` with its weights (see :func:`float32_model`)."""
+    from kerassev.precision import precision_scope
+
     config = _float32_policies(keras.saving.serialize_keras_object(model))
     with precision_scope("float32"):
         copy = keras.saving.deserialize_keras_object(config)
