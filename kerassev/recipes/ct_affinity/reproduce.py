@@ -24,6 +24,7 @@ from kerassev.models.detection.affinity_model import AffinityMaskRCNN
 from kerassev.plots import save_figure
 from kerassev.precision import runs_in_configured_precision
 from kerassev.recipes.ct_lesions.data import letterbox
+from kerassev.recipes.ct_lesions.export import export_segmenter
 from kerassev.runs import RunFolder
 from kerassev.stats.tables import to_markdown
 from kerassev.training import discard_stage_checkpoints, fit_stage
@@ -46,7 +47,8 @@ from .figures import shared_scale, x2_figure
 OUTPUTS = ("classification_table.csv", "classification_table.md", "confusion_matrix.csv",
            "confusion_matrix.md", "ap_table.csv", "ap_table.md", "predictions.csv",
            "per_slice_phantoms.csv", "per_slice_lesions.csv", "x2_last.npz", "x2_epoch1.png",
-           "x2_epoch1.txt", "x2_last.png", "x2_last.txt", "sweep_main_row.json")  # fmt: skip
+           "x2_epoch1.txt", "x2_last.png", "x2_last.txt", "sweep_main_row.json",
+           "export")  # fmt: skip
 MAIN_ROW = "sweep_main_row.json"  # the main model's A-sweep row (reused when the sweep matches it)
 
 
@@ -215,6 +217,12 @@ def reproduce(
         with open(run.new_file("x2_last.npz"), "wb") as f:
             np.savez(f, x2=x2_of(model, heat_images))
         _x2_figures(run, heat_titles, base, config)
+        # the evaluated model, for `kerassev segment`: masks, lesion areas and class probabilities
+        export_segmenter(
+            model, run.subdir("export"), class_names=["lesion"], name="affinity",
+            description=f"kerassev reproduce affinity; {base}",
+            image_class_names=CLASS_NAMES,
+        )  # fmt: skip
         segm = _segm_summary(ap, ap_real)
         row = sweep_row(config.affinities, config.epochs, table, *segm, model.count_params())
         run.new_file(MAIN_ROW).write_text(json.dumps(row))
