@@ -9,8 +9,14 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "demo", help="paper 01 smoke reproduction on synthetic phantoms (what `make demo` runs)"
     )
-    p.add_argument("--out", default="runs", help="parent folder for the new run folder")
-    p.add_argument("--resume", action="store_true", help="continue the latest unfinished demo run")
+    p.add_argument(
+        "--out", default="runs", help="parent folder for the new run folder (default runs)"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the latest unfinished demo run (default: a new run)",
+    )
     p.set_defaults(func=run_demo)
 
 

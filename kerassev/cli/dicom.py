@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print metadata, shape and value ranges; optionally write an 8-bit PNG preview",
     )
     info.add_argument("file", type=Path, help="DICOM file")
-    info.add_argument("--png", type=Path, metavar="OUT", help="write an 8-bit PNG preview here")
+    info.add_argument(
+        "--png", type=Path, metavar="OUT", help="write an 8-bit PNG preview here (default: none)"
+    )
     info.add_argument(
         "--frame", type=int, default=0, metavar="N", help="frame to decode (default 0)"
     )

@@ -12,6 +12,13 @@ import importlib
 from kerassev.distribute import DISTRIBUTIONS
 from kerassev.precision import PRECISIONS
 
+#: What each preset is for, in --preset's help (a paper offers some of them).
+PRESET_HELP = {
+    "smoke": "smoke = tiny and fast, for CI and a first try",
+    "cpu": "cpu = sized for a real result on a few CPU cores",
+    "paper": "paper = the paper's protocol and sizes",
+}
+
 # Sub-command modules, in help order (paper 01, 03, then the papers still to come).
 PAPER_MODULES = ["mrale", "learner", "cohen", "covid_ssl", "ct_lesions", "affinity"]
 
@@ -38,12 +45,28 @@ def add_common_arguments(
     p: argparse.ArgumentParser, presets: tuple[str, ...] = ("smoke", "paper")
 ) -> None:
     """--preset, --out, --resume, --seed, --set and -v, the same for every paper."""
-    p.add_argument("--preset", choices=presets, default=presets[0])
-    p.add_argument("--out", required=True, help="parent folder; each run gets a new sub-folder")
     p.add_argument(
-        "--resume", action="store_true", help="continue the latest unfinished run in --out"
+        "--preset",
+        choices=presets,
+        default=presets[0],
+        help=f"configuration preset (default {presets[0]}): "
+        + "; ".join(PRESET_HELP[name] for name in presets),
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--out", required=True, help="parent folder (required); each run gets a new sub-folder"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the latest unfinished run of the same configuration in --out "
+        "(default: start a new run folder)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed of splits, initialisation and augmentation (default 0)",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -51,7 +74,9 @@ def add_common_arguments(
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override preset values (dotted keys for nested settings), e.g. --set image_size=128",
+        help="override preset values, typed from the config's fields (none, true/false, "
+        "comma-separated tuples; dotted keys for nested settings), e.g. --set image_size=128 "
+        "(default: none; the preset as it is)",
     )
     p.add_argument(
         "--precision",
@@ -71,7 +96,14 @@ def add_common_arguments(
         help="tf.distribute strategy (default auto: MultiWorkerMirrored under a multi-task "
         "TF_CONFIG, Mirrored on 2+ GPUs, else one device); batch sizes stay global",
     )
-    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: one progress bar per training stage; -vv: Keras' line per epoch "
+        "(default 0: no training progress output)",
+    )
 
 
 def preset_config(args: argparse.Namespace, config_cls, **fields):

@@ -30,7 +30,8 @@ def register(papers) -> argparse.ArgumentParser:
     p.add_argument(
         "--cncb",
         help="your CNCB image folder (<CLASS>/<patient>/<scan>/<slice>.png|jpg): classify the "
-        "COVIDx CT-1 slices (1,000 per class for training, the full test split) instead of phantoms",
+        "COVIDx CT-1 slices (1,000 per class for training, the full test split) instead of phantoms "
+        "(default: CT phantoms)",
     )
     p.add_argument("--covidx", help="COVIDx CT-1 split files (default: $KERASSEV_DATA/covidx_ct)")
     p.set_defaults(func=run_affinity)

@@ -32,11 +32,22 @@ def register(papers) -> argparse.ArgumentParser:
     p.add_argument(
         "--xrv-checkpoint",
         help="converted TorchXRayVision DenseNet-121 'all' weights (.weights.h5 from "
-        "`kerassev convert xrv`)",
+        "`kerassev convert xrv`; default: no XRV rows)",
     )
-    p.add_argument("--imagenet-weights", help="local ImageNet ResNet-50 notop weights file (.h5)")
-    p.add_argument("--no-ssl", action="store_true", help="skip the SimSiam substitute encoder")
-    p.add_argument("--no-random", action="store_true", help="skip the random-init control")
+    p.add_argument(
+        "--imagenet-weights",
+        help="local ImageNet ResNet-50 notop weights file (.h5; default: no ImageNet row)",
+    )
+    p.add_argument(
+        "--no-ssl",
+        action="store_true",
+        help="skip the SimSiam substitute encoder (default: train it)",
+    )
+    p.add_argument(
+        "--no-random",
+        action="store_true",
+        help="skip the random-init control (default: include it)",
+    )
     p.add_argument("--splits", type=int, help="number of splits (default 50, as the paper)")
     p.set_defaults(func=run_cohen)
     return p

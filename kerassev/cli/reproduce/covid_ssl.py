@@ -22,10 +22,22 @@ def register(papers) -> argparse.ArgumentParser:
         ),
     )
     add_common_arguments(p, presets=("smoke", "cpu", "paper"))
-    p.add_argument("--data", help="covid_radiography folder (default: $KERASSEV_DATA/...)")
-    p.add_argument("--pool", help="covid_chestxray folder for the extra unlabelled images")
-    p.add_argument("--weights", help="local ImageNet ResNet-50 notop weights file (.h5)")
-    p.add_argument("--no-export", action="store_true", help="skip the classifier export")
+    p.add_argument(
+        "--data", help="covid_radiography folder (default: $KERASSEV_DATA/covid_radiography)"
+    )
+    p.add_argument(
+        "--pool",
+        help="covid_chestxray folder for the extra unlabelled pre-training images "
+        "(default: $KERASSEV_DATA/covid_chestxray)",
+    )
+    p.add_argument(
+        "--weights",
+        help="local ImageNet ResNet-50 notop weights file (.h5) for Transfer and Ours (default: "
+        "the Keras cache file; without one those rows are skipped)",
+    )
+    p.add_argument(
+        "--no-export", action="store_true", help="skip the classifier export (default: export)"
+    )
     p.set_defaults(func=run_covid_ssl)
     return p
 

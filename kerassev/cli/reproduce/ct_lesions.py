@@ -28,7 +28,8 @@ def register(papers) -> argparse.ArgumentParser:
     p.add_argument(
         "--variant",
         choices=("lesion", "ggo_consolidation"),
-        help="one merged 'lesion' class (paper) or GGO and consolidation",
+        help="one merged 'lesion' class (paper) or GGO and consolidation (default: the "
+        "preset's, lesion)",
     )
     p.add_argument(
         "--weights",

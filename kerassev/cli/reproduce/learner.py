@@ -21,10 +21,22 @@ def register(papers) -> None:
         ),
     )
     add_common_arguments(p, presets=("smoke", "paper", "cpu"))
-    p.add_argument("--data", help="root of the in-house LUS (scans.csv + videos/) or ADNI layout")
-    p.add_argument("--layout", choices=("lus_inhouse", "adni"), default="lus_inhouse")
+    p.add_argument(
+        "--data",
+        help="root of the in-house LUS (scans.csv + videos/) or ADNI layout "
+        "(default: synthetic longitudinal LUS phantoms)",
+    )
+    p.add_argument(
+        "--layout",
+        choices=("lus_inhouse", "adni"),
+        default="lus_inhouse",
+        help="layout of --data: in-house lung ultrasound videos or ADNI MRI volumes "
+        "(default lus_inhouse)",
+    )
     p.add_argument("--pocus", help="lus_pocus folder (default: $KERASSEV_DATA/lus_pocus)")
-    p.add_argument("--no-pocus", action="store_true", help="skip the real POCUS proxy rows")
+    p.add_argument(
+        "--no-pocus", action="store_true", help="skip the real POCUS proxy rows (default: add them)"
+    )
     p.set_defaults(func=run_learner)
 
 

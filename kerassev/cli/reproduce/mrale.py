@@ -19,11 +19,21 @@ def register(papers) -> None:
     )
     add_common_arguments(p)
     p.add_argument(
-        "--data", help="folder of MIDRC mRALE DICOMs (any layout; joined by StudyInstanceUID)"
+        "--data",
+        help="folder of MIDRC mRALE DICOMs (any layout; joined by StudyInstanceUID); needs "
+        "--labels (default: synthetic phantoms)",
     )
-    p.add_argument("--labels", help="MIDRC mRALE label CSV")
-    p.add_argument("--weights", help="local ImageNet ResNet-50 notop weights file (.h5)")
-    p.add_argument("--no-export", action="store_true", help="skip .keras/SavedModel/TFLite exports")
+    p.add_argument("--labels", help="MIDRC mRALE label CSV (required with --data)")
+    p.add_argument(
+        "--weights",
+        help="local ImageNet ResNet-50 notop weights file (.h5) for the ImageNet comparator "
+        "(default: the Keras cache file, else a download; offline without one the row is skipped)",
+    )
+    p.add_argument(
+        "--no-export",
+        action="store_true",
+        help="skip the .keras/SavedModel/TFLite exports (default: export)",
+    )
     p.set_defaults(func=run_mrale)
 
 
