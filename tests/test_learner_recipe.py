@@ -10,7 +10,12 @@ from kerassev.data.splits import LeakageError
 from kerassev.recipes.learner import LearnerConfig, reproduce_learner
 from kerassev.recipes.learner.data import phantom_data
 from kerassev.recipes.learner.downstream import macro_f1, score_pairs, train_pair_classifier
-from kerassev.recipes.learner.evaluate import check_no_leakage, longitudinal_split
+from kerassev.recipes.learner.evaluate import (
+    check_no_leakage,
+    linear_probe,
+    longitudinal_split,
+    pair_task,
+)
 from kerassev.recipes.learner.pairs import (
     change_labels,
     cross_pairs,
@@ -62,6 +67,66 @@ def test_test_patients_never_train():
     check_no_leakage(data, np.concatenate([split["train"], split["val"]]), split["test"])
     with pytest.raises(LeakageError):
         check_no_leakage(data, split["train"], np.concatenate([split["test"], split["train"][:1]]))
+
+
+def test_pair_task_refuses_a_fit_on_encoder_training_patients():
+    config = LearnerConfig.smoke(phantom_patients=12, n_frames=2, frame_size=16, pair_epochs=1)
+    data = phantom_data(config)
+    split = longitudinal_split(data, config)
+    emb = np.random.default_rng(0).random((len(data.table), 4)).astype(np.float32)
+    leaky_fit = np.concatenate([split["val"], split["train"][:1]])
+    with pytest.raises(LeakageError, match="encoder-training patient"):
+        pair_task(emb, data, leaky_fit, split["test"], config, encoder_idx=split["train"])
+    with pytest.raises(LeakageError, match="encoder-training patient"):
+        linear_probe(emb, data, leaky_fit, split["test"], config, encoder_idx=split["train"])
+
+
+class _Spy:
+    """Records the patients every pre-training and every downstream fit of a run used."""
+
+    def __init__(self, monkeypatch):
+        import kerassev.recipes.learner.reproduce as rep
+
+        self.encoder, self.fits = [], []
+        for name, which in (("pretrain_row", 2), ("pair_task", 2), ("linear_probe", 2)):
+            orig = getattr(rep, name)
+
+            def wrapped(*args, _orig=orig, _name=name, _which=which, **kwargs):
+                pid = args[1].table["patient_id"].to_numpy()
+                got = set(pid[np.asarray(args[_which])].tolist())
+                (self.encoder if _name == "pretrain_row" else self.fits).append((_name, got))
+                return _orig(*args, **kwargs)
+
+            monkeypatch.setattr(rep, name, wrapped)
+
+    def assert_out_of_sample(self):
+        assert self.encoder and self.fits
+        trained = set().union(*(p for _, p in self.encoder))
+        for name, fit in self.fits:
+            assert not fit & trained, f"{name} fitted on encoder-training patients {fit & trained}"
+
+
+def test_no_downstream_fit_sees_an_encoder_training_patient(monkeypatch, tmp_path):
+    from kerassev.recipes.learner import reproduce as rep
+    from kerassev.runs import RunFolder
+
+    spy = _Spy(monkeypatch)
+    config = LearnerConfig.smoke(
+        phantom_patients=16, phantom_visits=(2, 3), n_frames=2, frame_size=16, width=4,
+        epochs=1, pair_epochs=2, n_boot=10, phantom_rows=("tsm_mse",), pocus_rows=("tsm_cl",),
+    )  # fmt: skip
+    data = phantom_data(config)
+    run = RunFolder.create(tmp_path, "learner-test", config=config, seed=0)
+    rep._longitudinal(data, config, run, 0, [], {}, {})
+    spy.assert_out_of_sample()
+    # the POCUS proxy and probe: the same check on a POCUS-shaped table (labels, some unscored)
+    pid = data.table["patient_id"].astype("category").cat.codes.to_numpy()
+    hs = data.table["visit"].astype(float).where(pid % 5 != 0)
+    data.table = data.table.assign(hs=hs, label_index=pid % 4)
+    spy.encoder.clear(), spy.fits.clear()
+    rep._pocus(data, config, run, 0, [], {})
+    spy.assert_out_of_sample()
+    assert {name for name, _ in spy.fits} == {"pair_task", "linear_probe"}
 
 
 def test_tiny_run_writes_table_rows_and_fig1(tmp_path):

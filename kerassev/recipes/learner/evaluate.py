@@ -5,7 +5,11 @@
   severe than A" (cross-video, cross-patient; no longitudinal POCUS data exists);
 * POCUS 4-class linear probe (covid / pneumonia / regular / viral) on the same embeddings.
 
-Test patients never appear in pre-training or classifier training (``assert_no_leakage``).
+Three disjoint patient sets (``assert_no_leakage``): the encoder pre-trains on the *train*
+patients, the downstream classifier (pair MLP, probe) is fitted on the *fit* patients' embeddings
+(the validation patients: the encoder never trained on them), and both are scored on the *test*
+patients. A classifier fitted on the encoder's own training clips learns a feature distribution
+(memorised scores) that test clips never show (issue 20 fault 1).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from kerassev.data.splits import assert_no_leakage, repeated_grouped_splits, train_val_test_split
+from kerassev.data.splits import assert_no_leakage, train_val_test_split
 
 from .config import LearnerConfig
 from .data import ClipData
@@ -25,7 +29,7 @@ from .pairs import change_labels, cross_pairs, pair_features, sequential_pairs
 
 
 def longitudinal_split(data: ClipData, config: LearnerConfig) -> dict[str, np.ndarray]:
-    """Clip indices of train / val / test patients (Table 1 proportions by default)."""
+    """Clip indices of train (encoder) / val (pair MLP) / test patients (Table 1 proportions)."""
     train, val, test = train_val_test_split(
         data.table,
         val_fraction=config.val_fraction,
@@ -36,17 +40,17 @@ def longitudinal_split(data: ClipData, config: LearnerConfig) -> dict[str, np.nd
 
 
 def pocus_split(data: ClipData, config: LearnerConfig) -> dict[str, np.ndarray]:
-    """Patient-grouped train/test over all videos; pre-training uses the scored train videos."""
-    ((train, test),) = repeated_grouped_splits(
-        data.table, 1, test_fraction=config.pocus_test_fraction, seed=config.seed
+    """Patient-grouped train (encoder) / fit (downstream) / test over all videos; ``*_scored``:
+    the videos with a Lung Severity Score (pre-training and the proxy use only those)."""
+    train, fit, test = train_val_test_split(
+        data.table,
+        val_fraction=config.pocus_fit_fraction,
+        test_fraction=config.pocus_test_fraction,
+        seed=config.seed,
     )
     scored = data.table["hs"].notna().to_numpy()
-    return {
-        "train": train,
-        "test": test,
-        "train_scored": train[scored[train]],
-        "test_scored": test[scored[test]],
-    }
+    out = {"train": train, "fit": fit, "test": test}
+    return {**out, **{f"{k}_scored": v[scored[v]] for k, v in out.items()}}
 
 
 def _pairs(data: ClipData, idx: np.ndarray, kind: str) -> pd.DataFrame:
@@ -63,9 +67,19 @@ def _pairs(data: ClipData, idx: np.ndarray, kind: str) -> pd.DataFrame:
     return pairs
 
 
-def check_no_leakage(data: ClipData, train_idx, test_idx) -> None:
+def check_no_leakage(data: ClipData, train_idx, test_idx, *, what: str = "patient") -> None:
     pid = data.table["patient_id"].to_numpy()
-    assert_no_leakage(pid[np.asarray(train_idx)], pid[np.asarray(test_idx)])
+    assert_no_leakage(pid[np.asarray(train_idx)], pid[np.asarray(test_idx)], what=what)
+
+
+def check_out_of_sample(data: ClipData, encoder_idx, fit_idx, test_idx) -> None:
+    """Raise ``LeakageError`` unless encoder-training, downstream-fit and test patients are
+    disjoint (``encoder_idx=None``: an untrained encoder, nothing to leak)."""
+    check_no_leakage(data, fit_idx, test_idx, what="patient (downstream fit vs test)")
+    if encoder_idx is not None:
+        enc = np.asarray(encoder_idx)
+        check_no_leakage(data, enc, fit_idx, what="encoder-training patient in a downstream fit")
+        check_no_leakage(data, enc, test_idx, what="patient (encoder training vs test)")
 
 
 def pair_task(
@@ -75,10 +89,12 @@ def pair_task(
     test_idx: np.ndarray,
     config: LearnerConfig,
     *,
+    encoder_idx: np.ndarray | None,
     kind: str = "sequential",
 ) -> tuple[PairScores, pd.DataFrame]:
-    """Train the 3-way MLP on training patients' pairs, score it on test patients' pairs."""
-    check_no_leakage(data, train_idx, test_idx)
+    """Train the 3-way MLP on ``train_idx`` patients' pairs (none of them in ``encoder_idx``,
+    the clips the encoder trained on), score it on test patients' pairs."""
+    check_out_of_sample(data, encoder_idx, train_idx, test_idx)
     train, test = _pairs(data, train_idx, kind), _pairs(data, test_idx, kind)
     if train.empty or test.empty:
         raise ValueError(f"no {kind} pairs to train on or test ({len(train)}, {len(test)})")
@@ -115,10 +131,17 @@ def majority_task(
 
 
 def linear_probe(
-    emb: np.ndarray, data: ClipData, train_idx, test_idx, config: LearnerConfig
+    emb: np.ndarray,
+    data: ClipData,
+    train_idx,
+    test_idx,
+    config: LearnerConfig,
+    *,
+    encoder_idx: np.ndarray | None,
 ) -> tuple[PairScores, PairScores]:
-    """4-class logistic regression on frozen embeddings: (probe scores, majority-class scores)."""
-    check_no_leakage(data, train_idx, test_idx)
+    """4-class logistic regression on frozen embeddings of patients the encoder did not train
+    on: (probe scores, majority-class scores)."""
+    check_out_of_sample(data, encoder_idx, train_idx, test_idx)
     y = data.table["label_index"].to_numpy()
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.1))
     probe.fit(emb[train_idx], y[train_idx])

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from kerassev import config as kconfig
@@ -28,7 +27,6 @@ from . import figures
 from .config import PAPER_ADNI, PAPER_LUS, ROWS, LearnerConfig
 from .data import ClipData, inhouse_data, phantom_data, pocus_data
 from .evaluate import (
-    check_no_leakage,
     linear_probe,
     longitudinal_split,
     majority_task,
@@ -85,8 +83,7 @@ def _summary_line(what: str, scores, seconds: float) -> None:
 
 def _longitudinal(data: ClipData, config, run, verbose, rows, preds, embeddings):
     split = longitudinal_split(data, config)
-    check_no_leakage(data, np.concatenate([split["train"], split["val"]]), split["test"])
-    fit_idx = np.concatenate([split["train"], split["val"]])  # classifier: non-test patients
+    enc_idx, fit_idx = split["train"], split["val"]  # the pair MLP: patients the encoder never saw
     name = (
         "longitudinal (phantoms)"
         if data.hs_name == "S/F" and "phantom" in data.source
@@ -101,13 +98,12 @@ def _longitudinal(data: ClipData, config, run, verbose, rows, preds, embeddings)
             val_idx=split["val"], verbose=verbose,
         )  # fmt: skip
         emb = embeddings[row] = embed(enc, data)
-        scores, p = pair_task(emb, data, fit_idx, split["test"], config)
+        scores, p = pair_task(emb, data, fit_idx, split["test"], config, encoder_idx=enc_idx)
         preds[f"longitudinal_{row}"] = p
         rows.append(_row(name, task, ROWS[row][0], scores, paper.get(row)))
         _summary_line(f"{name} {ROWS[row][0]}", scores, time.perf_counter() - started)
-    scores, p = pair_task(
-        embed(random_encoder("tsm_mse", config), data), data, fit_idx, split["test"], config
-    )
+    rand = embed(random_encoder("tsm_mse", config), data)
+    scores, p = pair_task(rand, data, fit_idx, split["test"], config, encoder_idx=None)
     rows.append(_row(name, task, "random-init TSM encoder (control)", scores))
     scores, p = majority_task(data, fit_idx, split["test"], config)
     rows.append(_row(name, task, "majority class (control)", scores))
@@ -126,23 +122,27 @@ def _pocus(data: ClipData, config, run, verbose, rows, preds):
         )
         emb = embed(enc, data)
         scores, p = pair_task(
-            emb, data, split["train_scored"], split["test_scored"], config, kind="cross"
-        )
+            emb, data, split["fit_scored"], split["test_scored"], config,
+            encoder_idx=split["train_scored"], kind="cross",
+        )  # fmt: skip
         preds[f"pocus_proxy_{row}"] = p
         rows.append(_row(name, proxy, ROWS[row][0], scores))
         _summary_line(f"{name} proxy {ROWS[row][0]}", scores, time.perf_counter() - started)
-        probe_scores, majority = linear_probe(emb, data, split["train"], split["test"], config)
+        probe_scores, majority = linear_probe(
+            emb, data, split["fit"], split["test"], config, encoder_idx=split["train_scored"]
+        )
         rows.append(_row(name, probe, ROWS[row][0], probe_scores))
     rand = embed(random_encoder("tsm_mse", config), data)
     scores, _ = pair_task(
-        rand, data, split["train_scored"], split["test_scored"], config, kind="cross"
-    )
+        rand, data, split["fit_scored"], split["test_scored"], config, encoder_idx=None,
+        kind="cross",
+    )  # fmt: skip
     rows.append(_row(name, proxy, "random-init TSM encoder (control)", scores))
-    scores, _ = majority_task(
-        data, split["train_scored"], split["test_scored"], config, kind="cross"
-    )
+    scores, _ = majority_task(data, split["fit_scored"], split["test_scored"], config, kind="cross")
     rows.append(_row(name, proxy, "majority class (control)", scores))
-    probe_scores, majority = linear_probe(rand, data, split["train"], split["test"], config)
+    probe_scores, majority = linear_probe(
+        rand, data, split["fit"], split["test"], config, encoder_idx=None
+    )
     rows.append(_row(name, probe, "random-init TSM encoder (control)", probe_scores))
     rows.append(_row(name, probe, "majority class (control)", majority))
 
