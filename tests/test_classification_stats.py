@@ -60,3 +60,27 @@ def test_paired_auc_test_separates_a_better_model_only():
     same = paired_auc_test(y, good, good, n_resamples=500)
     assert better["auc_diff"] > 0 and better["p_value"] < 0.05 and better["diff_lo"] > 0
     assert same["auc_diff"] == 0 and same["p_value"] == 1.0
+
+
+def test_bootstrap_seed_draws_one_index_matrix_per_call():
+    # seed -> np.random.default_rng(seed).integers(0, N, (R, N)): the documented resamples
+    y, probs = _data(80, seed=3)
+    row = detection_table_row(y, probs, n_resamples=200, seed=7)
+    idx = np.random.default_rng(7).integers(0, len(y), (200, len(y)))
+    pos = y == 0
+    by_hand = [roc_auc_score(pos[i], probs[i, 0]) for i in idx]
+    lo, hi = np.percentile(by_hand, [2.5, 97.5])
+    assert row["AUC_lo"] == pytest.approx(lo) and row["AUC_hi"] == pytest.approx(hi)
+    again = detection_table_row(y, probs, n_resamples=200, seed=7)
+    other = detection_table_row(y, probs, n_resamples=200, seed=8)
+    assert again == row and other["AUC_lo"] != row["AUC_lo"]
+
+
+def test_one_class_resamples_are_left_out_not_nan():
+    y = np.array([0, 1, 1, 1, 1, 1])  # many resamples hold no positive: no AUC, no Sen
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.1, 0.9], [0.4, 0.6]])
+    row = detection_table_row(y, probs, n_resamples=200)
+    for m in ("AUC", "HM"):
+        assert np.isfinite(row[f"{m}_lo"]) and np.isfinite(row[f"{m}_hi"]), m
+    test = paired_auc_test(y, probs, probs[::-1], n_resamples=200)
+    assert np.isfinite(test["diff_lo"]) and 0 <= test["p_value"] <= 1

@@ -27,3 +27,17 @@ def test_missing_class_and_bad_shape():
     assert np.isnan(table.estimate[2]) and table.n[2] == 0
     with pytest.raises(ValueError, match="probs must be"):
         per_class_table([0, 1], np.zeros((2, 2)), ("a", "b", "c"))
+
+
+def test_f1_interval_is_the_percentile_bootstrap_of_sklearn_f1():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 60)
+    pred = np.where(rng.uniform(size=60) < 0.6, labels, rng.integers(0, 3, 60))
+    table = per_class_table(labels, np.eye(3)[pred], ("a", "b", "c"), n_resamples=150, seed=5)
+    idx = np.random.default_rng(5).integers(0, 60, (150, 60))  # the documented resamples
+    boot = [
+        f1_score(labels[i], pred[i], labels=[0, 1, 2], average="weighted", zero_division=0)
+        for i in idx
+    ]
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    assert table.lo[3] == pytest.approx(lo) and table.hi[3] == pytest.approx(hi)

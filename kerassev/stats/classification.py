@@ -3,13 +3,21 @@
 Paper 04 takes COVID-19 as positive and every other class as negative: sensitivity (Sen),
 specificity (Spe), their harmonic mean (HM), ROC AUC, and the all-class accuracy (Acc).
 Intervals: Wilson score for Sen, Spe and Acc (proportions; ``scipy.stats.binomtest``), a
-percentile bootstrap over images for AUC and HM (vectorised: every resample's AUC from ranks at
-once, which ``scipy.stats.bootstrap`` cannot do for a two-array statistic without a loop).
+percentile bootstrap over images for AUC and HM (``scipy.stats.bootstrap`` with
+``paired=True, vectorized=True``: every resample's AUC from ranks at once).
 :func:`paired_auc_test` is a paired bootstrap of the AUC difference of two models on the same
 images (DeLong's test targets the same quantity).
+
+Seeds: ``seed`` seeds ``np.random.default_rng``, from which SciPy draws one
+``(n_resamples, N)`` matrix of image indices (``rng.integers(0, N, ...)``), so one seed gives
+the same resamples for every metric of a call, and the same as this module's earlier
+hand-written loop. A resample with one class only has no AUC (nor Sen or Spe): it is left out of
+the interval, where SciPy's own interval would be NaN.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -59,27 +67,46 @@ def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
 
 
 def _auc_rows(pos: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """ROC AUC per row of ``(R, N)`` labels/scores (Mann-Whitney U with mid-ranks); NaN where a
-    row has one class only."""
-    ranks = stats.rankdata(score, axis=1)
-    n_pos = pos.sum(axis=1)
-    n_neg = pos.shape[1] - n_pos
-    u = (ranks * pos).sum(axis=1) - n_pos * (n_pos + 1) / 2
+    """ROC AUC along the last axis of ``(..., N)`` labels/scores (Mann-Whitney U with
+    mid-ranks); NaN where a row has one class only."""
+    ranks = stats.rankdata(score, axis=-1)
+    n_pos = pos.sum(axis=-1)
+    n_neg = pos.shape[-1] - n_pos
+    u = (ranks * pos).sum(axis=-1) - n_pos * (n_pos + 1) / 2
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
 
 
-def _resampled(labels, probs, positive, n_resamples, seed):
-    """AUC and HM of ``n_resamples`` bootstrap resamples of the images (vectorised)."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(labels), (n_resamples, len(labels)))
-    pos = labels[idx] == positive
-    pred_pos = probs.argmax(1)[idx] == positive
+def _hm_rows(pos: np.ndarray, pred_pos: np.ndarray) -> np.ndarray:
+    """HM of Sen and Spe along the last axis; NaN where a row has one class only."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        sen = (pred_pos & pos).sum(1) / pos.sum(1)
-        spe = (~pred_pos & ~pos).sum(1) / (~pos).sum(1)
-        hm = np.where(sen + spe > 0, 2 * sen * spe / (sen + spe), 0.0)
-    return {"AUC": _auc_rows(pos, probs[:, positive][idx]), "HM": hm}
+        sen = (pred_pos & pos).sum(-1) / pos.sum(-1)
+        spe = (~pred_pos & ~pos).sum(-1) / (~pos).sum(-1)
+        return np.where(sen + spe == 0, 0.0, 2 * sen * spe / (sen + spe))
+
+
+def paired_bootstrap(data, statistic, *, confidence: float, n_resamples: int, seed: int):
+    """``scipy.stats.bootstrap`` over the observations of the arrays in ``data`` together
+    (paired), percentile interval, ``statistic(*arrays, axis)`` vectorised along the last axis.
+    Returns ``(lo, hi, bootstrap distribution)``; resamples whose statistic is NaN are left out
+    of the interval (see the module docstring)."""
+    with warnings.catch_warnings():  # NaN resamples: SciPy warns, and we drop them below
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        res = stats.bootstrap(
+            tuple(np.asarray(d) for d in data),
+            statistic,
+            paired=True,
+            vectorized=True,
+            method="percentile",
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            rng=np.random.default_rng(seed),
+        )
+    dist = np.asarray(res.bootstrap_distribution, dtype=np.float64)
+    lo, hi = res.confidence_interval
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        lo, hi = _percentile_ci(dist, confidence)
+    return float(lo), float(hi), dist
 
 
 def _percentile_ci(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -114,8 +141,13 @@ def detection_table_row(
     out["Spe_lo"], out["Spe_hi"] = _wilson(tn, tn + fp, confidence)
     correct = int(np.sum(probs.argmax(1) == labels))
     out["Acc_lo"], out["Acc_hi"] = _wilson(correct, len(labels), confidence)
-    for name, values in _resampled(labels, probs, positive, n_resamples, seed).items():
-        out[f"{name}_lo"], out[f"{name}_hi"] = _percentile_ci(values, confidence)
+    boot = dict(confidence=confidence, n_resamples=n_resamples, seed=seed)  # same resamples
+    out["AUC_lo"], out["AUC_hi"], _ = paired_bootstrap(
+        (pos, probs[:, positive]), lambda p, s, axis: _auc_rows(p, s), **boot
+    )
+    out["HM_lo"], out["HM_hi"], _ = paired_bootstrap(
+        (pos, pred_pos), lambda p, q, axis: _hm_rows(p, q), **boot
+    )
     return out
 
 
@@ -127,8 +159,13 @@ def paired_auc_test(
     labels = np.asarray(labels, dtype=np.int64)
     pos = labels == positive
     a, b = np.asarray(probs_a)[:, positive], np.asarray(probs_b)[:, positive]
-    idx = np.random.default_rng(seed).integers(0, len(labels), (n_resamples, len(labels)))
-    diffs = _auc_rows(pos[idx], a[idx]) - _auc_rows(pos[idx], b[idx])
+    lo, hi, diffs = paired_bootstrap(
+        (pos, a, b),
+        lambda p, x, y, axis: _auc_rows(p, x) - _auc_rows(p, y),
+        confidence=0.95,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
     diffs = diffs[np.isfinite(diffs)]
     delta = float(roc_auc_score(pos, a) - roc_auc_score(pos, b))
     p = (
@@ -136,8 +173,7 @@ def paired_auc_test(
         if len(diffs)
         else float("nan")
     )
-    lo, hi = np.percentile(diffs, [2.5, 97.5]) if len(diffs) else (np.nan, np.nan)
-    return {"auc_diff": delta, "diff_lo": float(lo), "diff_hi": float(hi), "p_value": p}
+    return {"auc_diff": delta, "diff_lo": lo, "diff_hi": hi, "p_value": p}
 
 
 def confusion(labels, probs, n_classes: int) -> pd.DataFrame:

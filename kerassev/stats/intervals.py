@@ -83,7 +83,9 @@ def _weight_chunks(
     """Yield (chunk, n) float arrays: how many times each row is drawn in each resample.
 
     iid: rows drawn with replacement. Cluster: patients drawn with replacement, each drawn patient
-    contributing all of its rows (so a row's weight is its patient's draw count).
+    contributing all of its rows (so a row's weight is its patient's draw count). Hand-written:
+    ``scipy.stats.bootstrap`` resamples observations only (SciPy 1.17 has no cluster
+    bootstrap), and counts as weights let the metrics run on every resample at once.
     """
     n_units = n if group_codes is None else int(group_codes.max()) + 1
     chunk = max(1, min(n_boot, 2_000_000 // max(n, n_units)))

@@ -2,29 +2,32 @@
 
 Paper 05 reports for COVID / CP / Normal the sensitivity of each class, ``TP / (TP + FN)`` (for
 Normal, the negative class, this is the true-negative rate) and F1 weighted by each class's share
-of the test split (sklearn's ``average="weighted"``). Intervals: Wilson score for the per-class
-proportions (as :mod:`.classification`), a percentile bootstrap over images for the weighted F1,
-vectorised through per-resample confusion matrices.
+of the test split (``sklearn.metrics.f1_score(average="weighted")``). Intervals: Wilson score for
+the per-class proportions (as :mod:`.classification`), a percentile bootstrap over images for the
+weighted F1 (``scipy.stats.bootstrap``, paired labels and predictions, vectorised through
+per-resample confusion matrices; seeds as in :mod:`.classification`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import f1_score
 
-from kerassev.stats.classification import _percentile_ci, _wilson
+from kerassev.stats.classification import _wilson, paired_bootstrap
 
 __all__ = ["per_class_table", "weighted_f1"]
 
 
-def _confusions(labels: np.ndarray, pred: np.ndarray, k: int, rows: np.ndarray) -> np.ndarray:
-    """``(R, K, K)`` confusion matrices (true x predicted) of the index rows ``(R, N)``."""
-    r = rows.shape[0]
-    codes = labels[rows] * k + pred[rows] + (np.arange(r) * k * k)[:, None]
+def _confusions(labels: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """``(R, K, K)`` confusion matrices (true x predicted) of the rows of ``(R, N)`` arrays."""
+    r = labels.shape[0]
+    codes = labels * k + pred + (np.arange(r) * k * k)[:, None]
     return np.bincount(codes.ravel(), minlength=r * k * k).reshape(r, k, k)
 
 
 def _weighted_f1(cm: np.ndarray) -> np.ndarray:
+    """Weighted F1 of each ``(K, K)`` confusion matrix in ``(R, K, K)`` (eq. 14, vectorised)."""
     tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(float)
     support, predicted = cm.sum(-1), cm.sum(-2)
     denom = support + predicted
@@ -33,10 +36,10 @@ def _weighted_f1(cm: np.ndarray) -> np.ndarray:
 
 
 def weighted_f1(labels, pred, n_classes: int) -> float:
-    """F1 per class weighted by its share of ``labels`` (eq. 14)."""
-    labels, pred = np.asarray(labels, np.int64), np.asarray(pred, np.int64)
+    """F1 per class weighted by its share of ``labels`` (eq. 14); a class never predicted
+    scores 0."""
     return float(
-        _weighted_f1(_confusions(labels, pred, n_classes, np.arange(len(labels))[None]))[0]
+        f1_score(labels, pred, labels=list(range(n_classes)), average="weighted", zero_division=0)
     )
 
 
@@ -66,9 +69,12 @@ def per_class_table(
         lo, hi = _wilson(hits, n, confidence)
         metric = f"TNR ({name})" if c == negative else f"Sens ({name})"
         rows.append((metric, hits / n if n else float("nan"), lo, hi, n))
-    rng = np.random.default_rng(seed)
-    resamples = rng.integers(0, len(labels), (n_resamples, len(labels)))
-    boot = _weighted_f1(_confusions(labels, pred, k, resamples))
-    lo, hi = _percentile_ci(boot, confidence)
+    lo, hi, _ = paired_bootstrap(
+        (labels, pred),
+        lambda y, p, axis: _weighted_f1(_confusions(y, p, k)),
+        confidence=confidence,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
     rows.append(("F1 (weighted)", weighted_f1(labels, pred, k), lo, hi, len(labels)))
     return pd.DataFrame(rows, columns=["metric", "estimate", "lo", "hi", "n"])
