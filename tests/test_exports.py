@@ -90,3 +90,46 @@ def test_metadata_video_fields_round_trip_and_old_exports_still_read():
         ExportMetadata(task="regression", input_size=16, input_kind="video", frames_per_clip=4)
     with pytest.raises(ValueError, match="class_names"):
         ExportMetadata(task="segmentation", input_size=16)
+
+
+def test_bf16_trained_paper04_export_tflite_and_savedmodel_give_the_same_predict_csv(tmp_path):
+    # Issue 21's done-criterion at tiny size: one `kerassev predict` command a form.
+    import pandas as pd
+    from PIL import Image
+
+    from kerassev.cli import main
+    from kerassev.precision import precision_scope
+    from kerassev.recipes.covid_ssl import CovidSSLConfig
+    from kerassev.recipes.covid_ssl.finetune import build_classifier
+    from kerassev.recipes.covid_ssl.reproduce import export_classifier
+
+    config = CovidSSLConfig.smoke()
+    rng = np.random.default_rng(0)
+    with precision_scope("bfloat16"):
+        keras.utils.set_random_seed(0)
+        model = build_classifier(config, 2)
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        x = rng.random((8, config.image_size, config.image_size, 3), dtype=np.float32)
+        model.fit(x, rng.integers(0, 2, 8), epochs=1, verbose=0)  # bf16-trained
+        assert model.layers[1].dtype_policy.name == "mixed_bfloat16"
+    paths = export_classifier(
+        model, config, ("COVID", "Normal"), tmp_path / "exp", name="c", source="t"
+    )
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 50), dtype=np.uint8)).save(images / f"{i}.png")
+    tables = {}
+    for form in (paths.keras_file, paths.saved_model, paths.tflite_file):
+        out = tmp_path / f"{form.name}.csv"
+        assert main(["predict", str(form), str(images), "--out", str(out)]) == 0
+        tables[form.name] = pd.read_csv(out)
+    reference = tables.pop(paths.keras_file.name)
+    assert len(reference) == 3
+    for name, table in tables.items():
+        assert list(table["path"]) == list(reference["path"]), name
+        clear = (reference["p_COVID"] - 0.5).abs() > 1e-3  # a near-tie may flip within 1e-3
+        assert (table["predicted"][clear] == reference["predicted"][clear]).all(), name
+        np.testing.assert_allclose(
+            table[["p_COVID", "p_Normal"]], reference[["p_COVID", "p_Normal"]], atol=1e-3
+        )

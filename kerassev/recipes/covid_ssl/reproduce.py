@@ -86,6 +86,22 @@ def resolve_imagenet(config: CovidSSLConfig) -> tuple[str | None, str | None]:
     return None, f"no ImageNet ResNet-50 weights offline: pass --weights {RESNET50_NOTOP_FILE}"
 
 
+def knn_split(config: CovidSSLConfig, data: CovidData) -> tuple[np.ndarray, np.ndarray]:
+    """The k-NN monitor's labelled images: ``knn_images`` of the *training* split (stratified,
+    seeded; never a test image) as network inputs at the view size, and their labels."""
+    train = data.train_idx
+    n = min(config.knn_images, len(train))
+    if n < len(train):
+        from sklearn.model_selection import train_test_split
+
+        train, _ = train_test_split(
+            train, train_size=n, stratify=data.labels[train], random_state=config.seed
+        )
+    train = np.sort(train)
+    x = network_inputs(data.bank.at(config.view_size)[train], config.view_size)
+    return x, data.labels[train]
+
+
 def _pretrain(config, data, run, key, method, weights, verbose):
     images = data.pool.at(config.view_size)
     encoder, ssl_log = pretrain_in_run(
@@ -99,6 +115,7 @@ def _pretrain(config, data, run, key, method, weights, verbose):
         seed=config.seed,
         weights=weights,
         verbose=verbose,
+        knn=knn_split(config, data) if config.knn_images else None,
     )
     return backbone_of(encoder), ssl_log
 
@@ -314,31 +331,39 @@ def _write_outputs(result: CovidSSLResult, data: CovidData, full, finals) -> Non
         plt.close(fig)
 
 
-def _export_best(result: CovidSSLResult, data: CovidData, x, finals) -> dict[str, str]:
-    config = result.config
-    best = max(finals, key=lambda r: finals[r]["AUC"])
-    model = build_classifier(config, len(data.classes), name=f"covid_ssl_{best}")
-    model.load_weights(result.run.subdir("models") / f"classifier_{best}.weights.h5")
+def export_classifier(model, config, classes, out_dir, *, name: str, source: str):
+    """``.keras``, SavedModel and ``.tflite`` of a fine-tuned classifier with the metadata
+    ``kerassev predict`` needs (float32 whatever precision trained it)."""
     metadata = ExportMetadata(
         task="classification",
         input_size=config.image_size,
         channels=3,
         preprocessing="imagenet",
         resize_mode="crop",
-        class_names=data.classes,
-        source=f"kerassev reproduce covid-ssl ({config.preset}); {LABELS[best]} fine-tuned; run {result.run.path.name}",
+        class_names=tuple(classes),
+        source=source,
     )
-    paths = export_model(
+    return export_model(model, out_dir, name=name, tflite=True, metadata=metadata)
+
+
+def _export_best(result: CovidSSLResult, data: CovidData, x, finals) -> dict[str, str]:
+    config = result.config
+    best = max(finals, key=lambda r: finals[r]["AUC"])
+    model = build_classifier(config, len(data.classes), name=f"covid_ssl_{best}")
+    model.load_weights(result.run.subdir("models") / f"classifier_{best}.weights.h5")
+    paths = export_classifier(
         model,
+        config,
+        data.classes,
         result.run.subdir("exports"),
         name=f"covid_ssl_{best}",
-        tflite=False,
-        metadata=metadata,
+        source=f"kerassev reproduce covid-ssl ({config.preset}); {LABELS[best]} fine-tuned; run {result.run.path.name}",
     )
     diffs = check_exports(model, paths, x[data.test_idx[:4]], atol=1e-3)
     return {
         "row": best,
         "keras": str(paths.keras_file),
         "saved_model": str(paths.saved_model),
+        "tflite": str(paths.tflite_file),
         "max_abs_diff": str(diffs),
     }
