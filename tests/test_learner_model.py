@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -27,3 +29,29 @@ def test_train_step_fits_mse_plus_cl():
     )
     assert any(not np.allclose(a, b) for a, b in zip(before, enc.get_weights(), strict=True))
     assert model.predict(x, verbose=0).shape == (16, 1)
+
+
+def test_pretrainer_saves_as_keras_and_loads_back(tmp_path):
+    keras.utils.set_random_seed(0)
+    spec = {"weighted": True, "similarity_kind": "l2", "eps": 1e-6}
+    model = LearnerPretrainer(
+        build_tsm_encoder(2, (16, 16, 1), width=4),
+        build_hs_head(32, 8),
+        contrastive=spec,
+        cl_weight=0.5,
+        name="learner_test",
+    )
+    model.compile(keras.optimizers.Adam(1e-3))
+    x = np.random.default_rng(1).random((8, 2, 16, 16, 1)).astype(np.float32)
+    model.fit(x, np.arange(8, dtype=np.float32), batch_size=8, epochs=1, verbose=0)
+    path = tmp_path / "learner.keras"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.save(path)
+        loaded = keras.models.load_model(path)
+    assert not [w for w in caught if "built" in str(w.message) or "optimizer" in str(w.message)]
+    assert isinstance(loaded, LearnerPretrainer) and loaded.name == "learner_test"
+    assert loaded.contrastive == spec and loaded.cl_weight == 0.5
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )

@@ -42,6 +42,26 @@ class LearnerPretrainer(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.mse_tracker = keras.metrics.Mean(name="mse")
         self.cl_tracker = keras.metrics.Mean(name="cl")
+        # fit runs train_step, never __call__, so Keras would not mark the model built: saved
+        # unbuilt, a .keras file reloads without its optimiser state
+        self.built = encoder.built and head.built
+
+    def get_config(self) -> dict:
+        """Encoder, head and loss settings, so the model saves as ``.keras`` and loads back."""
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "head": keras.saving.serialize_keras_object(self.head),
+            "contrastive": self.contrastive,
+            "cl_weight": self.cl_weight,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> LearnerPretrainer:
+        config = dict(config)
+        encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
+        head = keras.saving.deserialize_keras_object(config.pop("head"))
+        return cls(encoder, head, **config)
 
     @property
     def metrics(self):
