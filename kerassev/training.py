@@ -207,12 +207,14 @@ def fit_stage(
             keras.callbacks.BackupAndRestore(
                 str(run.subdir("checkpoints", "backup", _stage_key(stage)))
             ),
+            # Before the loggers, so metrics they add to the epoch logs (SSL's online k-NN
+            # monitor) reach the CSV and TensorBoard.
+            *(extra_callbacks or []),
             keras.callbacks.CSVLogger(
                 str(run.subdir("logs") / f"{_stage_key(stage)}.csv"), append=True
             ),
             keras.callbacks.TensorBoard(str(run.subdir("tensorboard", _stage_key(stage)))),
             keras.callbacks.TerminateOnNaN(),
-            *(extra_callbacks or []),
         ]
         if verbose == 1:
             callbacks.append(StageProgress(stage, epochs, leave=progress_leave))

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pandas as pd
+import pytest
 
 from kerassev.models.batch_norm import precise_batch_norm
 from kerassev.recipes.ssl_pretraining import EncoderSpec, build_ssl_encoder, encoder_file
@@ -125,3 +126,145 @@ def test_mrale_frozen_stage_reads_a_projector_with_precise_bn(tmp_path):
         encoder.predict(x, verbose=0), _training_mode_features(projector, feats), atol=1e-4
     )
     assert np.abs(folds.embeddings("scratch") - trained.predict(x, verbose=0)).max() > 1e-3
+
+
+# --- fault 2: BYOL's cosine tau schedule, wired from the run's steps ---------------------------
+
+
+def _pipe(batch=8):
+    from kerassev.data.pipeline import PipelineConfig
+
+    return PipelineConfig(image_size=16, batch_size=batch, two_view_policy="mrale")
+
+
+def test_tau_base_by_run_length():
+    from kerassev.recipes.covid_ssl.config import CovidSSLConfig
+    from kerassev.recipes.ssl_pretraining import ema_tau_base
+
+    assert ema_tau_base(70) == 0.99  # the cpu preset's 5 epochs of ~14 steps
+    assert ema_tau_base(40 * 66) == 0.996  # the paper's 40 epochs of ~66 steps at batch 256
+    assert CovidSSLConfig.paper().tau == 0.996 and CovidSSLConfig.cpu().tau is None
+
+
+def test_tau_follows_the_cosine_schedule_step_by_step_through_fit(tmp_path):
+    from kerassev.recipes.ssl_pretraining import SSLStage, pretrain_encoder
+    from kerassev.runs import RunFolder
+
+    images = np.random.default_rng(0).random((8, 16, 16)).astype(np.float32)
+    spec = EncoderSpec(
+        method="byol", backbone="tiny_cnn", image_size=16, projection_dim=8, l2=None,
+        predictor_hidden=8,
+    )  # fmt: skip
+    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
+    epochs = 5  # one step per epoch: each epoch's logged tau is that step's
+    _, log = pretrain_encoder(
+        spec, images, stages=[("all", SSLStage(epochs, lr=0.01, train="all"))],
+        pipeline=_pipe(), run=run,
+    )  # fmt: skip
+    k = np.arange(epochs)
+    want = 1 - (1 - 0.99) * (np.cos(np.pi * k / epochs) + 1) / 2  # BYOL §3.2, tau_base 0.99
+    np.testing.assert_allclose(log["tau"], want, rtol=1e-6)
+    info = RunFolder.resume(run.path, "t", config={}).info["ssl_protocol"]["all"]
+    assert info["tau_base"] == 0.99 and info["tau_schedule"] == "cosine" and info["steps"] == 5
+
+
+# --- fault 5: lr scaled with the batch, PyTorch's coupled weight decay ------------------------
+
+
+def test_coupled_sgd_is_torch_sgd_with_weight_decay():
+    import torch
+
+    from kerassev.models.ssl.optim import CoupledSGD
+
+    rng = np.random.default_rng(0)
+    w0, grads = rng.normal(size=5), rng.normal(size=(4, 5))
+    ref = torch.nn.Parameter(torch.tensor(w0))
+    opt = torch.optim.SGD([ref], lr=0.1, momentum=0.9, weight_decay=0.05)
+    var = keras.Variable(w0.astype(np.float64), dtype="float64")
+    ours = CoupledSGD(0.1, momentum=0.9, coupled_weight_decay=0.05)
+    for g in grads:
+        ref.grad = torch.tensor(g)
+        opt.step()
+        ours.apply([keras.ops.convert_to_tensor(g)], [var])
+    np.testing.assert_allclose(var.numpy(), ref.detach().numpy(), rtol=1e-6)  # lr is float32
+    # Keras' own weight_decay is decoupled: a different (weaker) decay at the same number
+    plain = keras.Variable(w0.astype(np.float64), dtype="float64")
+    keras_sgd = keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=0.05)
+    for g in grads:
+        keras_sgd.apply([keras.ops.convert_to_tensor(g)], [plain])
+    assert np.abs(plain.numpy() - ref.detach().numpy()).max() > 1e-3
+
+
+def test_covid_ssl_lr_is_scaled_linearly_from_batch_256(tmp_path):
+    from kerassev.models.ssl.optim import linear_scaled_lr
+    from kerassev.recipes.covid_ssl.config import CovidSSLConfig
+
+    for config in (CovidSSLConfig.paper(), CovidSSLConfig.cpu()):
+        stage = config.ssl_stage()
+        lr = linear_scaled_lr(stage.lr, config.ssl_batch_size, stage.lr_batch)
+        assert lr == pytest.approx(0.03 * config.ssl_batch_size / 256)
+        assert stage.weight_decay == 4e-4
+    assert "lr 0.0075" in CovidSSLConfig.cpu().describe()
+
+
+def test_stage_optimizer_gets_the_scaled_lr_and_coupled_decay(tmp_path):
+    from kerassev.models.ssl.optim import CoupledSGD
+    from kerassev.recipes.ssl_pretraining import SSLStage, build_ssl, pretrain_ssl
+
+    images = np.random.default_rng(0).random((8, 16, 16)).astype(np.float32)
+    model = build_ssl(_spec(), n_images=8)
+    stage = SSLStage(1, lr=0.04, momentum=0.9, train="all", weight_decay=1e-3, lr_batch=32)
+    pretrain_ssl(
+        model, images, stages=[("all", stage)], pipeline=_pipe(8), run=None,
+        backbone_name=model.encoder.layers[1].name,
+    )  # fmt: skip
+    assert isinstance(model.optimizer, CoupledSGD)
+    assert model.optimizer.coupled_weight_decay == 1e-3 and not model.optimizer.weight_decay
+    assert model.optimizer._learning_rate.initial_learning_rate == pytest.approx(0.04 * 8 / 32)
+
+
+# --- online k-NN monitor -------------------------------------------------------------------
+
+
+def test_knn_accuracy_on_planted_clusters_and_noise():
+    from kerassev.models.ssl.monitor import knn_accuracy
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 40)
+    centres = rng.normal(size=(3, 16)) * 3
+    assert knn_accuracy(centres[y] + rng.normal(size=(120, 16)), y) == 1.0
+    noise = [knn_accuracy(rng.normal(size=(120, 16)), y) for _ in range(5)]
+    assert 0.15 < np.mean(noise) < 0.5  # chance is 1/3
+
+
+def test_knn_monitor_logs_every_epoch_into_history_csv_and_leaves_bn_alone(tmp_path):
+    from kerassev.recipes.ssl_pretraining import SSLStage, build_ssl, pretrain_ssl
+    from kerassev.runs import RunFolder
+
+    rng = np.random.default_rng(0)
+    images = rng.random((8, 16, 16)).astype(np.float32)
+    x_knn, y_knn = rng.random((24, 16, 16, 3)).astype(np.float32), np.repeat([0, 1], 12)
+    model = build_ssl(_spec(), n_images=8)
+    backbone = model.encoder.layers[1]
+    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
+    log = pretrain_ssl(
+        model, images, stages=[("all", SSLStage(2, lr=0.01, train="all"))], pipeline=_pipe(),
+        run=run, backbone_name=backbone.name, knn=(x_knn, y_knn),
+    )  # fmt: skip
+    assert log["knn_acc"].notna().all() and len(log) == 2  # read back from the CSV log
+    assert log["knn_acc"].between(0, 1).all()
+    # the monitor's precise BN is undone: the moving statistics are training's own
+    from kerassev.models.ssl.monitor import KNNMonitor
+
+    monitor = KNNMonitor(backbone, x_knn, y_knn)
+    bn = [
+        lay
+        for lay in backbone._flatten_layers()
+        if isinstance(lay, keras.layers.BatchNormalization)
+    ]
+    before = [lay.moving_mean.numpy().copy() for lay in bn]
+    logs = {}
+    monitor.on_epoch_end(0, logs)
+    assert 0 <= logs["knn_acc"] <= 1
+    for lay, b in zip(bn, before, strict=True):
+        np.testing.assert_array_equal(lay.moving_mean.numpy(), b)

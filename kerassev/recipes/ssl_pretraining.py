@@ -15,7 +15,16 @@ is saved to ``encoder_file``, after which the stage checkpoints (model plus opti
 - paper 01: stage A trains the projector and predictor on a frozen backbone (``train="head"``),
   stage B also the top-most 20 non-BN backbone layers (``train=20``);
 - paper 03: one stage, the whole random-init backbone (``train="all"``);
-- paper 04: one stage, the whole backbone, SGD lr 0.03 momentum 0.9 weight decay 4e-4.
+- paper 04: one stage, the whole backbone, SGD lr 0.03 at batch 256 (scaled linearly with the
+  batch), momentum 0.9, weight decay 4e-4 (PyTorch's coupled L2).
+
+The optimiser is :func:`kerassev.models.ssl.optim.ssl_sgd` (PyTorch SGD semantics: weight decay is
+coupled L2, added to the gradient before the momentum). EMA methods (BYOL, Cross) get BYOL's
+cosine schedule of ``tau`` from ``tau_base`` to 1 over each stage's steps, ``tau_base`` chosen by
+run length (:func:`ema_tau_base`) unless the spec fixes it. What each stage ran with (effective
+lr, batch, weight decay, ``tau_base``, steps) goes to ``run.json`` under ``ssl_protocol``. With
+``knn`` (labelled training images) an online k-NN monitor logs ``knn_acc`` every epoch
+(:class:`kerassev.models.ssl.monitor.KNNMonitor`).
 """
 
 from __future__ import annotations
@@ -33,10 +42,11 @@ from kerassev.data.pipeline import PipelineConfig, build_dataset_from_arrays, vi
 from kerassev.models.backbones import build_backbone
 from kerassev.models.heads import build_encoder
 from kerassev.models.ssl import METHODS, TwoViewSSL, backbone_of, build_ssl_model
+from kerassev.models.ssl.monitor import KNNMonitor
+from kerassev.models.ssl.optim import linear_scaled_lr, ssl_sgd
 from kerassev.models.unfreeze import freeze_all, unfreeze_top
 from kerassev.runs import RunFolder
 from kerassev.training import (
-    cosine_sgd,
     discard_stage_checkpoints,
     fit_stage,
     read_stage_log,
@@ -48,6 +58,7 @@ __all__ = [
     "SSLStage",
     "build_ssl",
     "build_ssl_encoder",
+    "ema_tau_base",
     "encoder_file",
     "network_inputs",
     "pretrain_encoder",
@@ -62,6 +73,11 @@ __all__ = [
 class SSLStage:
     """One pre-training stage: SGD with momentum, cosine decay from ``lr`` (paper 01 §3.1).
 
+    ``lr`` is given at batch ``lr_batch`` and scaled linearly with the real batch (``lr * batch /
+    lr_batch``, SimSiam/BYOL/MoCo); ``lr_batch=None`` uses ``lr`` as it is. ``weight_decay`` is
+    PyTorch's coupled L2 (``torch.optim.SGD(weight_decay=)``, the papers' framework), not Keras'
+    decoupled one (:class:`kerassev.models.ssl.optim.CoupledSGD`).
+
     ``train`` decides which backbone layers train (projector and predictor always do):
 
     - ``"all"``: the whole backbone, BatchNormalization included (a cold start has nothing to
@@ -75,7 +91,8 @@ class SSLStage:
     lr: float = 0.02
     momentum: float = 0.6
     train: str | int = "head"
-    weight_decay: float | None = None
+    weight_decay: float | None = None  # coupled L2, as torch.optim.SGD
+    lr_batch: int | None = None  # the batch size lr is given at; None: no scaling
 
     def __post_init__(self):
         ok = self.train in ("all", "head") or (
@@ -106,13 +123,26 @@ class EncoderSpec:
     predictor_hidden: int = 512
     predictor_dim: int | None = None  # None: projection_dim (SPEC 04)
     l2: float | None = 1e-3
-    tau: float = 0.996
+    tau: float | None = None  # EMA tau_base (BYOL, Cross); None: by run length (ema_tau_base)
+    tau_schedule: str = "cosine"  # BYOL's cosine tau_base -> 1; "constant" (paper 04 eq. 5)
     temperature: float | None = None  # None: the method's default (SimCLR 0.1, PIRL 0.07)
     flexible_input: bool = False
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown SSL method {self.method!r}; choose one of {METHODS}")
+        if self.tau_schedule not in ("cosine", "constant"):
+            raise ValueError(
+                f"tau_schedule must be 'cosine' or 'constant', got {self.tau_schedule!r}"
+            )
+
+
+def ema_tau_base(total_steps: int) -> float:
+    """``tau_base`` for a run of ``total_steps``: BYOL's 0.996 when the target's averaging horizon
+    ``1 / (1 - 0.996)`` = 250 steps is at most a quarter of the run (>= 1,000 steps: the paper's
+    40 epochs), else 0.99 as BYOL and solo-learn use for short / small-data runs: at 0.996 a
+    70-step run moves the target only 25 % of the way from its random init (issue 18 fault 2)."""
+    return 0.996 if total_steps >= 1000 else 0.99
 
 
 def build_ssl_encoder(spec: EncoderSpec, *, weights=None) -> keras.Model:
@@ -132,16 +162,23 @@ def build_ssl_encoder(spec: EncoderSpec, *, weights=None) -> keras.Model:
 
 
 def build_ssl(
-    spec: EncoderSpec, *, n_images: int, weights=None, seed: int = 0, name: str | None = None
+    spec: EncoderSpec,
+    *,
+    n_images: int,
+    weights=None,
+    seed: int = 0,
+    name: str | None = None,
+    tau: float | None = None,
 ) -> TwoViewSSL:
-    """The method's model on a new encoder; ``n_images`` sizes a memory bank (PIRL)."""
+    """The method's model on a new encoder; ``n_images`` sizes a memory bank (PIRL); ``tau``
+    (default: ``spec.tau``, else 0.996) is the EMA ``tau_base``."""
     return build_ssl_model(
         spec.method,
         build_ssl_encoder(spec, weights=weights),
         predictor_hidden=spec.predictor_hidden,
         predictor_dim=spec.predictor_dim,
         l2=spec.l2,
-        tau=spec.tau,
+        tau=tau if tau is not None else (spec.tau if spec.tau is not None else 0.996),
         temperature=spec.temperature,
         bank_size=n_images,
         seed=seed,
@@ -185,11 +222,15 @@ def pretrain_encoder(
     weights=None,
     seed: int = 0,
     verbose: int = 0,
+    knn: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[keras.Model, pd.DataFrame]:
     """Build ``spec``'s model (backbone ``weights``), pre-train it on ``images`` through
-    ``stages`` (see :func:`pretrain_ssl`) and return its encoder and the per-epoch log."""
+    ``stages`` (see :func:`pretrain_ssl`) and return its encoder and the per-epoch log.
+    ``tau_base`` is ``spec.tau``, or :func:`ema_tau_base` of the run's total steps."""
     keras.utils.set_random_seed(seed)
-    model = build_ssl(spec, n_images=len(images), weights=weights, seed=seed)
+    total = sum(stage.epochs for _, stage in stages) * _steps_per_epoch(len(images), pipeline)
+    tau = spec.tau if spec.tau is not None else ema_tau_base(total)
+    model = build_ssl(spec, n_images=len(images), weights=weights, seed=seed, tau=tau)
     log = pretrain_ssl(
         model,
         images,
@@ -200,8 +241,15 @@ def pretrain_encoder(
         stage_prefix=stage_prefix,
         encoder_file=encoder_file,
         verbose=verbose,
+        tau_schedule=spec.tau_schedule,
+        knn=knn,
     )
     return model.encoder, log
+
+
+def _steps_per_epoch(n_images: int, pipeline: PipelineConfig) -> int:
+    n_batches = n_images / pipeline.batch_size
+    return max(1, math.floor(n_batches) if pipeline.drop_remainder else math.ceil(n_batches))
 
 
 def pretrain_ssl(
@@ -215,6 +263,8 @@ def pretrain_ssl(
     stage_prefix: str = "",
     encoder_file: str | Path | None = None,
     verbose: int = 0,
+    tau_schedule: str = "cosine",
+    knn: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` on ``[0, 1]`` images ``(N, S, S)`` through ``stages`` (name, stage) in order.
 
@@ -228,7 +278,10 @@ def pretrain_ssl(
     there and the stage checkpoints are discarded; a rerun that finds the file loads it and trains
     nothing. Returns the per-epoch log of all stages end to end (see :func:`stages_log`):
     ``epoch`` (within its stage), the model's metrics (``loss``, ``z_std``, ``z_std_ratio``
-    collapse monitor: about 1 healthy, 0 collapsed, ...), ``stage`` and ``global_epoch``.
+    collapse monitor: about 1 healthy, 0 collapsed, ``tau`` for EMA methods, ...), ``knn_acc``
+    with ``knn`` (labelled network inputs and labels of training images), ``stage`` and
+    ``global_epoch``. ``tau_schedule="cosine"`` runs an EMA model's ``tau`` from its ``tau``
+    to 1 over each stage (BYOL §3.2); "constant" keeps it.
     """
     if not pipeline.two_view_policy:
         raise ValueError("two-view SSL needs two views: set pipeline.two_view_policy")
@@ -240,10 +293,8 @@ def pretrain_ssl(
             return stages_log(run, names, prefix=stage_prefix)
     # memory-bank methods get each image's row number with its two views
     index = np.arange(len(images), dtype=np.float32) if hasattr(model, "bank") else None
-    n_batches = len(images) / pipeline.batch_size
-    steps_per_epoch = max(
-        1, math.floor(n_batches) if pipeline.drop_remainder else math.ceil(n_batches)
-    )
+    steps_per_epoch = _steps_per_epoch(len(images), pipeline)
+    callbacks = [] if knn is None else [KNNMonitor(backbone_of(model.encoder), *knn)]
     # One endless iterator for the whole fit, epochs of steps_per_epoch batches (each epoch one
     # reshuffled pass, as before): a finite dataset restarts its iterator and refills the
     # prefetch every epoch, which cost 2-3 s per epoch on 2 cores (docs/results/ssl_epoch_speed.md).
@@ -255,13 +306,29 @@ def pretrain_ssl(
     for name, stage in stages:
         set_backbone_trainable(model, backbone_name, stage.train)
 
-        def compile_fn(m: keras.Model, stage: SSLStage = stage) -> None:
-            steps = stage.epochs * steps_per_epoch
-            m.compile(
-                optimizer=cosine_sgd(
-                    stage.lr, momentum=stage.momentum, steps=steps, weight_decay=stage.weight_decay
-                )
-            )
+        steps = stage.epochs * steps_per_epoch
+        lr = linear_scaled_lr(stage.lr, pipeline.batch_size, stage.lr_batch)
+        protocol = {
+            "batch_size": pipeline.batch_size,
+            "lr": lr,
+            "lr_given": stage.lr,
+            "lr_batch": stage.lr_batch,
+            "momentum": stage.momentum,
+            "weight_decay": stage.weight_decay,
+            "weight_decay_kind": "coupled L2 (torch.optim.SGD)",
+            "steps": steps,
+        }
+        if hasattr(model, "tau_total_steps"):  # EMA target (BYOL, Cross)
+            protocol.update(tau_base=model.tau, tau_schedule=tau_schedule)
+        if run is not None:
+            run.info.setdefault("ssl_protocol", {})[f"{stage_prefix}{name}"] = protocol
+            run.save()
+
+        def compile_fn(m: keras.Model, steps: int = steps, lr: float = lr, stage=stage) -> None:
+            if hasattr(m, "tau_total_steps"):  # read when the train step is traced
+                m.tau_total_steps = steps if tau_schedule == "cosine" else None
+            wd = stage.weight_decay
+            m.compile(optimizer=ssl_sgd(lr, momentum=stage.momentum, steps=steps, weight_decay=wd))
 
         if run is not None:
             fit_stage(
@@ -273,11 +340,16 @@ def pretrain_ssl(
                 compile_fn=compile_fn,
                 verbose=verbose,
                 steps_per_epoch=steps_per_epoch,
+                extra_callbacks=callbacks,
             )
         else:
             compile_fn(model)
             history = model.fit(
-                views, epochs=stage.epochs, steps_per_epoch=steps_per_epoch, verbose=verbose
+                views,
+                epochs=stage.epochs,
+                steps_per_epoch=steps_per_epoch,
+                verbose=verbose,
+                callbacks=callbacks,
             ).history
             df = pd.DataFrame(history)
             df.insert(0, "epoch", np.arange(len(df)))
@@ -323,6 +395,7 @@ def pretrain_in_run(
     weights=None,
     augment_on: str = "model",
     verbose: int = 0,
+    knn: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[keras.Model, pd.DataFrame]:
     """:func:`pretrain_encoder` with the suite's conventions: views by ``policy`` at the spec's
     size, stages ``ssl_<key>/<stage>``, the encoder kept as :func:`encoder_file` ``(run, key)``.
@@ -349,4 +422,5 @@ def pretrain_in_run(
         weights=weights,
         seed=seed,
         verbose=verbose,
+        knn=knn,
     )

@@ -111,8 +111,9 @@ def ema_update(target: keras.Model, online: keras.Model, tau) -> None:
 
 
 def ema_momentum(step, tau: float, total_steps: int | None):
-    """EMA momentum at ``step``: constant ``tau`` (paper 04) or, with ``total_steps``, BYOL's cosine
-    increase ``1 - (1 - tau) (cos(pi k / K) + 1) / 2`` from ``tau`` to 1."""
+    """EMA momentum at ``step`` (0-based): constant ``tau`` (paper 04) or, with ``total_steps``
+    ``K``, BYOL's cosine increase ``1 - (1 - tau) (cos(pi k / K) + 1) / 2`` from ``tau`` to 1
+    (Grill et al. 2020, §3.2)."""
     if not total_steps:
         return ops.convert_to_tensor(tau, "float32")
     k = ops.minimum(ops.cast(step, "float32") / float(total_steps), 1.0)
@@ -240,9 +241,11 @@ class EMATargetSSL(TwoViewSSL):
 
     ``tau`` is the EMA momentum (paper 04: 0.996, updated every iteration, eq. 5);
     ``tau_total_steps`` switches on BYOL's cosine increase of ``tau`` to 1 over that many steps
-    (the recipe sets it to the stage's step count). The target takes no gradient: its outputs go
-    through ``stop_gradient`` and its variables are not among :meth:`ssl_trainable_variables`.
-    Its BatchNorm runs on batch statistics, as the online network's.
+    (:func:`kerassev.recipes.ssl_pretraining.pretrain_ssl` sets it to each stage's step count
+    before compiling it). The momentum used at each step is logged as the ``tau`` metric (its
+    epoch mean). The target takes no gradient: its outputs go through ``stop_gradient`` and its
+    variables are not among :meth:`ssl_trainable_variables`. Its BatchNorm runs on batch
+    statistics, as the online network's.
     """
 
     def __init__(self, encoder, predictor, *, tau: float = 0.996, tau_total_steps=None, **kwargs):
@@ -252,6 +255,11 @@ class EMATargetSSL(TwoViewSSL):
         self.tau = float(tau)
         self.tau_total_steps = tau_total_steps
         self.target = make_target(encoder)
+        self.tau_tracker = keras.metrics.Mean(name="tau")
+
+    @property
+    def metrics(self):
+        return [*super().metrics, self.tau_tracker]
 
     def target_embedding(self, x, training):
         return ops.stop_gradient(self.target(x, training=training))
@@ -261,8 +269,11 @@ class EMATargetSSL(TwoViewSSL):
         return [v for v in self.trainable_variables if id(v) not in target_ids]
 
     def after_train_step(self):
-        tau = ema_momentum(self.optimizer.iterations, self.tau, self.tau_total_steps)
+        # the optimiser has applied this step's update: iterations - 1 is its 0-based index
+        step = self.optimizer.iterations - 1
+        tau = ema_momentum(step, self.tau, self.tau_total_steps)
         ema_update(self.target, self.encoder, tau)
+        self.tau_tracker.update_state(tau)
 
     def get_config(self):
         return {**super().get_config(), "tau": self.tau, "tau_total_steps": self.tau_total_steps}

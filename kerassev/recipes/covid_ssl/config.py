@@ -60,15 +60,22 @@ class CovidSSLConfig(RunSettings):  # + precision, distribution
     projection_dim: int = 128
     predictor_hidden: int = 4096
     predictor_dim: int | None = None  # None: = projection_dim (SPEC 04's resolution)
-    tau: float = 0.996
+    # EMA tau_base (eq. 5: 0.996) with BYOL's cosine increase to 1; None: by run length
+    # (ssl_pretraining.ema_tau_base: 0.99 for short runs, 0.996 from 1,000 steps on)
+    tau: float | None = None
     augmentation: str = "covid_ssl"
-    # self-supervised stage: SGD 0.03 / 0.9 / wd 4e-4, batch 256, 40 epochs
+    # self-supervised stage: SGD 0.03 / 0.9 / wd 4e-4, batch 256, 40 epochs. ``lr`` is the base
+    # lr at batch 256, scaled linearly with ssl_batch_size (lr x batch / 256, as SimSiam / BYOL /
+    # MoCo); ``weight_decay`` is PyTorch's coupled L2 (torch.optim.SGD, the papers' framework),
+    # applied by CoupledSGD (kerassev.models.ssl.optim), not Keras' 10x weaker decoupled decay.
     methods: tuple[str, ...] = METHODS
     ssl_epochs: int = 40
     ssl_batch_size: int = 256
-    lr: float = 0.03
+    lr: float = 0.03  # at batch 256
     momentum: float = 0.9
-    weight_decay: float = 4e-4
+    weight_decay: float = 4e-4  # coupled L2
+    # online k-NN monitor (cosine, k=20) on this many labelled *training* images per SSL epoch
+    knn_images: int = 500
     # fine-tuning: the whole network, same optimiser, 30 epochs, last 10 averaged
     finetune_epochs: int = 30
     finetune_batch_size: int = 64  # not given by the paper
@@ -88,7 +95,7 @@ class CovidSSLConfig(RunSettings):  # + precision, distribution
 
     @classmethod
     def paper(cls, **overrides) -> CovidSSLConfig:
-        return dataclasses.replace(cls(), **overrides)
+        return dataclasses.replace(cls(tau=0.996), **overrides)
 
     @classmethod
     def smoke(cls, **overrides) -> CovidSSLConfig:
@@ -111,6 +118,7 @@ class CovidSSLConfig(RunSettings):  # + precision, distribution
             low_shot=(0.1, 1.0),
             low_shot_methods=("cross", "scratch"),
             bootstrap_resamples=200,
+            knn_images=64,
             precision="float32",
         )
         return dataclasses.replace(base, **overrides)
@@ -171,6 +179,7 @@ class CovidSSLConfig(RunSettings):  # + precision, distribution
             predictor_dim=self.predictor_dim,
             l2=None,  # weight decay is the optimiser's (4e-4)
             tau=self.tau,
+            tau_schedule="cosine",
             flexible_input=method == "pirl_jigsaw",
         )
 
@@ -181,6 +190,7 @@ class CovidSSLConfig(RunSettings):  # + precision, distribution
             momentum=self.momentum,
             train="all",
             weight_decay=self.weight_decay,
+            lr_batch=256,
         )
 
     def rows(self) -> tuple[str, ...]:
@@ -193,7 +203,8 @@ class CovidSSLConfig(RunSettings):  # + precision, distribution
     def describe(self) -> str:
         return (
             f"preset={self.preset}; {self.backbone} {self.view_size}px views / {self.image_size}px "
-            f"fine-tuning; SSL {self.ssl_epochs} epochs (batch {self.ssl_batch_size}); fine-tune "
+            f"fine-tuning; SSL {self.ssl_epochs} epochs (batch {self.ssl_batch_size}, lr "
+            f"{self.lr * self.ssl_batch_size / 256:.4g}); fine-tune "
             f"{self.finetune_epochs} epochs (batch {self.finetune_batch_size}, lr "
             f"{self.lr if self.finetune_lr is None else self.finetune_lr} {self.finetune_schedule}"
             f"{', precise BN' if self.precise_bn else ''}), mean over the last {self.last_epochs}; "

@@ -38,14 +38,23 @@ def view_pairs(images: np.ndarray, methods, *, policy: str, view_size: int, seed
 
 
 def ssl_curves(logs: dict[str, pd.DataFrame]):
-    """Loss and collapse monitor (``z_std_ratio``: about 1 healthy, 0 collapsed) per method."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    """Loss, collapse monitor (``z_std_ratio``: about 1 healthy, 0 collapsed) and, where logged,
+    the online k-NN accuracy on labelled training images, per method."""
+    knn = any("knn_acc" in log for log in logs.values())
+    fig, axes = plt.subplots(1, 3 if knn else 2, figsize=(15 if knn else 10, 3.5))
+    a, b = axes[:2]
     for method, log in logs.items():
         if len(log):
             a.plot(log["global_epoch"], log["loss"], marker="o", label=LABELS[method])
             b.plot(log["global_epoch"], log["z_std_ratio"], marker="o", label=LABELS[method])
+            if knn and "knn_acc" in log:
+                axes[2].plot(log["global_epoch"], log["knn_acc"], marker="o", label=LABELS[method])
     a.set(xlabel="epoch", ylabel="SSL loss (each method its own scale)", title="SSL loss")
     b.set(xlabel="epoch", ylabel="z_std * sqrt(d)", title="collapse monitor", ylim=(0, None))
+    if knn:
+        axes[2].set(
+            xlabel="epoch", ylabel="k-NN accuracy", title="online k-NN (k=20, training images)"
+        )
     a.legend(fontsize=7)
     fig.tight_layout()
     return fig
