@@ -268,3 +268,55 @@ def test_knn_monitor_logs_every_epoch_into_history_csv_and_leaves_bn_alone(tmp_p
     assert 0 <= logs["knn_acc"] <= 1
     for lay, b in zip(bn, before, strict=True):
         np.testing.assert_array_equal(lay.moving_mean.numpy(), b)
+
+
+# --- fault 6: the probe's C by CV on the training split, paired test against the control ---
+
+
+def _probe_data(n=160, d=200, signal=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1], n // 2)
+    x = rng.normal(size=(n, d))
+    x[:, 0] += signal * (2 * y - 1)
+    return x, y
+
+
+def test_probe_chooses_c_by_cross_validation_on_training_rows():
+    import warnings
+
+    from kerassev.recipes.covid_ssl.probe import PROBE_CS, linear_probe
+
+    x, y = _probe_data(signal=1.0)  # one informative feature among 200: strong L2 wins
+    test = np.random.default_rng(1).normal(size=(10, 200))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # no deprecated sklearn arguments
+        probs, c_noisy = linear_probe(x, y, test)
+    assert probs.shape == (10, 2) and np.allclose(probs.sum(1), 1)
+    x_clean, y_clean = _probe_data(d=3, signal=4.0)  # separable, few features: weak L2 wins
+    _, c_clean = linear_probe(x_clean, y_clean, test[:, :3])
+    assert c_noisy in PROBE_CS and c_clean in PROBE_CS and c_noisy < c_clean
+    # patients that repeat are kept within one fold (GroupKFold): it runs and chooses a C
+    groups = np.repeat(np.arange(40), 4)
+    _, c_grouped = linear_probe(x, y, test, groups=groups)
+    assert c_grouped in PROBE_CS
+    # the choice depends on training rows only: other test rows, same C and same model
+    again, c_again = linear_probe(x, y, test[::-1])
+    assert c_again == c_noisy
+    np.testing.assert_allclose(again, probs[::-1])
+
+
+def test_probe_vs_control_is_a_paired_bootstrap_on_the_same_images():
+    from kerassev.recipes.covid_ssl.probe import probe_vs_control
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300)
+    good = np.clip(0.5 + 0.3 * (2 * labels - 1) + 0.3 * rng.normal(size=300), 0, 1)
+    weak = np.clip(0.5 + 0.05 * (2 * labels - 1) + 0.3 * rng.normal(size=300), 0, 1)
+
+    def probs(p1):
+        return np.stack([1 - p1, p1], axis=1)
+
+    same = probe_vs_control(labels, probs(good), probs(good), positive=1, n_resamples=200, seed=0)
+    assert same["auc_diff"] == 0 and same["p_value"] == 1.0
+    t = probe_vs_control(labels, probs(good), probs(weak), positive=1, n_resamples=500, seed=0)
+    assert t["auc_diff"] > 0.2 and t["diff_lo"] > 0 and t["p_value"] < 0.05

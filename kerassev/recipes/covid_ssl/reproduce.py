@@ -39,7 +39,7 @@ from . import figures
 from .config import LABELS, OURS, PAPER_SOURCE, RUN_KIND, CovidSSLConfig
 from .data import CovidData, load_data
 from .finetune import build_classifier, fine_tune
-from .probe import frozen_features, linear_probe
+from .probe import frozen_features, linear_probe, probe_vs_control
 from .table import low_shot_table, paired_tests, table2
 
 log = logging.getLogger(__name__)
@@ -193,10 +193,13 @@ def _probe(config, data, run, sources, x):
         if config.view_size != config.image_size
         else x
     )
-    rows = []
+    groups = data.table["patient_id"].to_numpy()[train] if "patient_id" in data.table else None
+    rows, control = [], None
     for name, backbone in candidates.items():
         feats = frozen_features(backbone, x_view, bn_images=x_view[train])
-        probs = linear_probe(feats[train], labels[train], feats[test], seed=config.seed)
+        probs, c = linear_probe(
+            feats[train], labels[train], feats[test], groups=groups, seed=config.seed
+        )
         m = detection_table_row(
             labels[test],
             probs,
@@ -204,18 +207,29 @@ def _probe(config, data, run, sources, x):
             n_resamples=config.bootstrap_resamples,
             seed=config.seed,
         )
-        rows.append({
+        row = {
             "encoder": name,
             "AUC": round(m["AUC"], 3), "AUC 95% CI": f"[{m['AUC_lo']:.3f}, {m['AUC_hi']:.3f}]",
-            "Acc": round(m["Acc"], 3), "HM": round(m["HM"], 3),
-        })  # fmt: skip
-    out = pd.DataFrame(rows)
-    control = out.loc[0, "AUC"]
-    out["beats random init (AUC)"] = ["-"] + [
-        "yes" if lo > control else "no (CI includes or is below the control)"
-        for lo in (float(s.strip("[]").split(",")[0]) for s in out["AUC 95% CI"][1:])
-    ]
-    return out
+            "Acc": round(m["Acc"], 3), "HM": round(m["HM"], 3), "C (train CV)": c,
+        }  # fmt: skip
+        if control is None:
+            control = probs
+            row.update({"ΔAUC vs control": "-", "ΔAUC 95% CI": "-", "p (paired)": "-"})
+            row["beats random init (paired p < 0.05)"] = "-"
+        else:
+            t = probe_vs_control(
+                labels[test], probs, control, positive=data.positive,
+                n_resamples=config.bootstrap_resamples, seed=config.seed,
+            )  # fmt: skip
+            beats = t["diff_lo"] > 0 and t["p_value"] < 0.05
+            row.update({
+                "ΔAUC vs control": round(t["auc_diff"], 3),
+                "ΔAUC 95% CI": f"[{t['diff_lo']:.3f}, {t['diff_hi']:.3f}]",
+                "p (paired)": round(t["p_value"], 4),
+                "beats random init (paired p < 0.05)": "yes" if beats else "no",
+            })  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 @runs_in_configured_precision
