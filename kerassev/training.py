@@ -19,6 +19,7 @@ predictions) :func:`discard_stage_checkpoints` deletes them: paper 01's smoke ru
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -116,6 +117,20 @@ def stage_weights_path(run: RunFolder, stage: str):
     return run.subdir("checkpoints") / f"{_stage_key(stage)}.weights.h5"
 
 
+def stage_backup_dir(run: RunFolder, stage: str) -> Path:
+    """Where ``BackupAndRestore`` keeps an unfinished stage's last finished epoch."""
+    return run.subdir("checkpoints", "backup", _stage_key(stage))
+
+
+def backed_up_epochs(run: RunFolder, stage: str) -> int:
+    """How many epochs of ``stage`` a restart restores from its backup (0 without one)."""
+    meta = run.path / "checkpoints" / "backup" / _stage_key(stage) / "training_metadata.json"
+    try:
+        return int(json.loads(meta.read_text())["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
 def save_model_weights(model: keras.Model, path: str | Path) -> Path:
     """Save the layers' weights only (``model.save_weights`` on a compiled model also writes its
     optimiser state, 2-3x the size), atomically: a kill mid-write leaves no half file behind."""
@@ -204,9 +219,7 @@ def fit_stage(
     if epochs > 0:
         callbacks = [
             # First, so the backup is on disk before anything else reacts to the epoch.
-            keras.callbacks.BackupAndRestore(
-                str(run.subdir("checkpoints", "backup", _stage_key(stage)))
-            ),
+            keras.callbacks.BackupAndRestore(str(stage_backup_dir(run, stage))),
             # Before the loggers, so metrics they add to the epoch logs (SSL's online k-NN
             # monitor) reach the CSV and TensorBoard.
             *(extra_callbacks or []),

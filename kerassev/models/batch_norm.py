@@ -136,9 +136,13 @@ def recompute_batch_norm_statistics(model: keras.Model, images, *, batch_size: i
     try:
         for layer in layers:
             layer.momentum = momentum  # read at each call of the traced forward pass
+        strategy = tf.distribute.get_strategy()
         for i in range(n_batches):
             momentum.assign(i / (i + 1))
-            forward(tf.convert_to_tensor(images[i * batch_size : (i + 1) * batch_size]))
+            batch = tf.convert_to_tensor(images[i * batch_size : (i + 1) * batch_size])
+            # Under a tf.distribute strategy the statistics are replica variables, updated in a
+            # replica context: every replica (worker) runs the same batch, so their mean is it.
+            strategy.run(forward, args=(batch,))
     finally:
         for layer, m in zip(layers, saved, strict=True):
             layer.momentum = m

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from kerassev.data.pipeline import PipelineConfig, build_dataset_from_arrays, view_maker
+from kerassev.distribute import shard_by_data
 from kerassev.models.backbones import build_backbone
 from kerassev.models.heads import build_encoder
 from kerassev.models.ssl import METHODS, TwoViewSSL, backbone_of, build_ssl_model
@@ -47,6 +48,7 @@ from kerassev.models.ssl.optim import linear_scaled_lr, ssl_sgd
 from kerassev.models.unfreeze import freeze_all, unfreeze_top
 from kerassev.runs import RunFolder
 from kerassev.training import (
+    backed_up_epochs,
     discard_stage_checkpoints,
     fit_stage,
     read_stage_log,
@@ -299,6 +301,7 @@ def pretrain_ssl(
     # reshuffled pass, as before): a finite dataset restarts its iterator and refills the
     # prefetch every epoch, which cost 2-3 s per epoch on 2 cores (docs/results/ssl_epoch_speed.md).
     views = build_dataset_from_arrays(images, pipeline.replace(repeat=True), labels=index)
+    views = shard_by_data(views)  # multi-worker: each worker its part of every global batch
     if pipeline.views_in_model:  # the batches are raw images; the train step makes the views
         model.augmenter = view_maker(pipeline)
 
@@ -331,9 +334,12 @@ def pretrain_ssl(
             m.compile(optimizer=ssl_sgd(lr, momentum=stage.momentum, steps=steps, weight_decay=wd))
 
         if run is not None:
+            # A stage resumed by BackupAndRestore at epoch k gets the batches an uninterrupted
+            # run would see from epoch k on (the endless feed restarts at its first batch).
+            done = backed_up_epochs(run, f"{stage_prefix}{name}")
             fit_stage(
                 model,
-                views,
+                views.skip(done * steps_per_epoch) if done else views,
                 run=run,
                 stage=f"{stage_prefix}{name}",
                 epochs=stage.epochs,

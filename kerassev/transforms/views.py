@@ -71,6 +71,21 @@ class ViewMaker(keras.layers.Layer):
             x = tf.image.grayscale_to_rgb(x)
         return tf.cast(self._norm(x), self.output_dtype)
 
+    # Keras saves a layer's weights but not its seed generators' states (Layer.save_own_variables):
+    # without these two a stage resumed from its backup would draw the first epoch's views again.
+    def _seed_states(self):
+        return [sg.state for layer in self._flatten_layers() for sg in layer._seed_generators]
+
+    def save_own_variables(self, store):
+        for i, state in enumerate(self._seed_states()):
+            store[f"seed{i}"] = state
+
+    def load_own_variables(self, store):
+        if not len(store.keys()):  # a file saved before the states were
+            return
+        for i, state in enumerate(self._seed_states()):
+            state.assign(store[f"seed{i}"])
+
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.image_size, self.image_size, self.channels)
 
