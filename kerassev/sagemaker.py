@@ -14,7 +14,12 @@ out (an explicit option always wins):
 * ``SM_HPS`` (the estimator's ``hyperparameters`` as JSON) -> ``--preset`` and ``--seed`` from
   the keys of those names, every other key as ``--set KEY=VALUE``; ``paper`` picks the paper;
 * ``SM_MODEL_DIR``: after the run, its ``exports/`` (``.keras``, SavedModel, TFLite, README) is
-  copied there (uploaded as ``model.tar.gz``), with the run's ``REPORT.md`` and ``run.json``.
+  copied there (uploaded as ``model.tar.gz``), with the run's ``REPORT.md`` and ``run.json``; in a
+  multi-worker job only the chief delivers (the other workers' run folders are temporary);
+* ``SM_HOSTS`` / ``SM_CURRENT_HOST`` -> ``TF_CONFIG`` when the container has not set it and the job
+  has more than one instance (:func:`ensure_tf_config`), so ``distribution=auto`` trains with
+  ``MultiWorkerMirroredStrategy``; hyper-parameters SageMaker itself adds (``sagemaker_*``, e.g.
+  ``sagemaker_multi_worker_mirrored_strategy_enabled``) are not ``--set`` values.
 
 The estimator's entry point is ``sagemaker_train.py`` at the repository root (or
 ``python -m kerassev.sagemaker``); see README.
@@ -31,6 +36,9 @@ from pathlib import Path
 
 #: Hyper-parameters that are command-line options rather than ``--set`` values.
 OPTION_HPS = ("preset", "seed")
+#: The port every worker listens on in a TF_CONFIG built from SM_HOSTS (instances of one job share
+#: a private network; each runs one worker). ``KERASSEV_WORKER_PORT`` overrides it.
+WORKER_PORT = 8890
 #: Per paper: command-line option -> (channel names, file suffix or None for the folder itself).
 CHANNEL_OPTIONS = {
     "mrale": {
@@ -112,7 +120,11 @@ def reproduce_argv(paper: str, argv: list[str], env: Mapping[str, str] | None = 
         argv += [option, value]
     if not _given(argv, "--out") and env.get("SM_OUTPUT_DATA_DIR"):
         argv += ["--out", env["SM_OUTPUT_DATA_DIR"]]
-    hps = {k: v for k, v in hyperparameters(env).items() if k != "paper"}
+    hps = {
+        k: v
+        for k, v in hyperparameters(env).items()
+        if k != "paper" and not k.startswith("sagemaker_")  # the launcher's, not the recipe's
+    }
     for key in OPTION_HPS:
         if key in hps and not _given(argv, f"--{key}"):
             argv += [f"--{key}", _set_value(hps[key])]
@@ -122,11 +134,52 @@ def reproduce_argv(paper: str, argv: list[str], env: Mapping[str, str] | None = 
     return argv
 
 
+def tf_config_from_hosts(env: Mapping[str, str] | None = None) -> str | None:
+    """``TF_CONFIG`` for a job of several instances, from ``SM_HOSTS`` (a JSON list, e.g.
+    ``["algo-1", "algo-2"]``) and ``SM_CURRENT_HOST``: one worker per host, in ``SM_HOSTS``
+    order, so ``algo-1`` (index 0) is the chief. None for a one-instance job or without them."""
+    env = os.environ if env is None else env
+    if not env.get("SM_HOSTS"):
+        return None
+    try:
+        hosts = json.loads(env["SM_HOSTS"])
+    except json.JSONDecodeError as err:
+        raise TrainingJobError(
+            f"SM_HOSTS is not a JSON list: {err}: {env['SM_HOSTS'][:200]}"
+        ) from err
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise TrainingJobError(f"SM_HOSTS must be a JSON list of host names, got {hosts!r}")
+    if len(hosts) < 2:
+        return None
+    current = env.get("SM_CURRENT_HOST")
+    if current not in hosts:
+        raise TrainingJobError(f"SM_CURRENT_HOST {current!r} is not one of SM_HOSTS {hosts}")
+    port = int(env.get("KERASSEV_WORKER_PORT", WORKER_PORT))
+    cluster = {"worker": [f"{h}:{port}" for h in hosts]}
+    return json.dumps(
+        {"cluster": cluster, "task": {"type": "worker", "index": hosts.index(current)}}
+    )
+
+
+def ensure_tf_config(env: dict | None = None) -> str | None:
+    """Set ``TF_CONFIG`` from the job's hosts (:func:`tf_config_from_hosts`) unless the container
+    already did (SageMaker's TensorFlow images do when the estimator's ``distribution`` enables
+    ``multi_worker_mirrored_strategy``); returns what ``TF_CONFIG`` is now."""
+    env = os.environ if env is None else env
+    if not env.get("TF_CONFIG"):
+        built = tf_config_from_hosts(env)
+        if built is not None:
+            env["TF_CONFIG"] = built
+    return env.get("TF_CONFIG")
+
+
 def deliver_model(run_path: str | Path, env: Mapping[str, str] | None = None) -> Path | None:
     """Copy a finished run's exports, REPORT.md and run.json into ``SM_MODEL_DIR`` (None when
-    that is unset). Refuses to overwrite files already there."""
+    that is unset, and on a multi-worker job's other workers). Refuses to overwrite files."""
+    from kerassev.distributed_io import is_chief
+
     env = os.environ if env is None else env
-    if not env.get("SM_MODEL_DIR"):
+    if not env.get("SM_MODEL_DIR") or not is_chief(env.get("TF_CONFIG")):
         return None
     run_path, model_dir = Path(run_path), Path(env["SM_MODEL_DIR"])
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -153,6 +206,7 @@ def main() -> int:
     here because ``SM_HPS`` carries the same values with their JSON types."""
     from kerassev.cli import main as cli_main
 
+    ensure_tf_config()
     return cli_main(["reproduce", str(hyperparameters().get("paper", "mrale"))])
 
 

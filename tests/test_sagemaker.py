@@ -3,6 +3,7 @@
 with its ImageNet row started from the weights file in the Keras cache (issue 7, items 1, 10)."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -134,3 +135,61 @@ def test_paper05_channels_become_its_folders(tmp_path, monkeypatch):
     assert argv[argv.index("--cncb") + 1] == str(tmp_path / "cncb")
     assert argv[argv.index("--covidx") + 1] == str(tmp_path / "covidx")
     assert argv[argv.index("--set") + 1 :] == ["epochs=5"]
+
+
+def test_tf_config_is_built_from_the_job_hosts_when_the_container_sets_none(monkeypatch):
+    """Issue 22 item 5: a two-instance job with the variables SageMaker sets on each host."""
+    from kerassev.distribute import resolve_distribution
+    from kerassev.distributed_io import is_chief
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    hosts = '["algo-1", "algo-2"]'
+    configs = []
+    for host in ("algo-1", "algo-2"):
+        env = {"SM_HOSTS": hosts, "SM_CURRENT_HOST": host, "SM_MODEL_DIR": "/opt/ml/model"}
+        configs.append(json.loads(sagemaker.ensure_tf_config(env)))
+        assert json.loads(env["TF_CONFIG"]) == configs[-1]  # set in the job's environment
+    port = sagemaker.WORKER_PORT
+    for index, config in enumerate(configs):
+        assert config["cluster"] == {"worker": [f"algo-1:{port}", f"algo-2:{port}"]}
+        assert config["task"] == {"type": "worker", "index": index}
+    first, second = (json.dumps(c) for c in configs)
+    assert is_chief(first) and not is_chief(second)  # algo-1 writes the run folder
+    assert resolve_distribution("auto", tf_config=second, gpus=0).strategy == "multi_worker"
+
+    # a TF_CONFIG the container set is kept; one instance, or no SM_HOSTS, builds none
+    own = {"TF_CONFIG": first, "SM_HOSTS": hosts, "SM_CURRENT_HOST": "algo-2"}
+    assert sagemaker.ensure_tf_config(own) == first
+    assert (
+        sagemaker.ensure_tf_config({"SM_HOSTS": '["algo-1"]', "SM_CURRENT_HOST": "algo-1"}) is None
+    )
+    assert sagemaker.ensure_tf_config({}) is None
+    with pytest.raises(sagemaker.TrainingJobError, match="SM_CURRENT_HOST 'algo-9'"):
+        sagemaker.tf_config_from_hosts({"SM_HOSTS": hosts, "SM_CURRENT_HOST": "algo-9"})
+    with pytest.raises(sagemaker.TrainingJobError, match="SM_HOSTS is not a JSON list"):
+        sagemaker.tf_config_from_hosts({"SM_HOSTS": "algo-1,algo-2"})
+
+
+def test_main_sets_tf_config_and_the_launchers_hyperparameters_are_not_settings(
+    tmp_path, monkeypatch
+):
+    hps = {"paper": "covid-ssl", "preset": "smoke", "ssl_epochs": 2,
+           "sagemaker_multi_worker_mirrored_strategy_enabled": True}  # fmt: skip
+    _job(tmp_path, monkeypatch, hps)
+    monkeypatch.setenv("TF_CONFIG", "")  # unset in the job; restored after the test
+    monkeypatch.setenv("SM_HOSTS", '["algo-1", "algo-2"]')
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
+    argv = sagemaker.reproduce_argv("covid-ssl", [])
+    assert argv[argv.index("--set") + 1 :] == ["ssl_epochs=2"]
+    seen = {}
+
+    def fake_cli(args):
+        seen["args"], seen["tf_config"] = args, os.environ.get("TF_CONFIG")
+        return 0
+
+    monkeypatch.setattr("kerassev.cli.main", fake_cli)
+    assert sagemaker.main() == 0
+    assert seen["args"] == ["reproduce", "covid-ssl"]
+    assert json.loads(seen["tf_config"])["task"] == {"type": "worker", "index": 1}
+    # a non-chief worker's run folder is temporary: it delivers nothing to SM_MODEL_DIR
+    assert sagemaker.deliver_model(tmp_path) is None
