@@ -61,8 +61,11 @@ class KNNMonitor(keras.callbacks.Callback):
                 layer.moving_mean.assign(mean)
                 layer.moving_variance.assign(var)
 
+    def accuracy(self) -> float:
+        """The backbone's k-NN accuracy now (also usable outside training: a control)."""
+        return knn_accuracy(self.features(), self.y, k=self.k)
+
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        due = (epoch + 1) % self.every == 0
-        logs["knn_acc"] = knn_accuracy(self.features(), self.y, k=self.k) if due else np.nan
+        logs["knn_acc"] = self.accuracy() if (epoch + 1) % self.every == 0 else np.nan
