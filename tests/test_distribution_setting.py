@@ -104,3 +104,61 @@ def test_a_recipe_trains_under_mirrored_strategy_and_records_it(tmp_path):
     assert r["replicas"] == 2
     assert r["recorded"]["strategy"] == "mirrored" and r["recorded"]["replicas"] == 2
     assert len(r["loss"]) == 2 and all(abs(v) < 10 for v in r["loss"])
+
+
+def test_who_is_chief_in_a_tf_config():
+    from kerassev.distributed_io import cluster_workers, is_chief, task_of
+
+    def config(cluster, kind, index):
+        return json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}})
+
+    workers = {"worker": ["a:1", "b:1"]}
+    assert is_chief(config(workers, "worker", 0)) and not is_chief(config(workers, "worker", 1))
+    with_chief = {"chief": ["c:1"], "worker": ["a:1"]}
+    assert is_chief(config(with_chief, "chief", 0))
+    assert not is_chief(config(with_chief, "worker", 0))  # worker 0 is not the chief here
+    assert cluster_workers(config(with_chief, "worker", 0)) == ["c:1", "a:1"]
+    assert task_of(config(workers, "worker", 1)) == ("worker", 1)
+    assert is_chief(None) and task_of(None) == ("worker", 0)  # no cluster: this process writes
+
+
+def test_under_multi_worker_only_the_chief_writes_and_a_restart_continues(tmp_path, monkeypatch):
+    """RunFolder's cluster rules without a cluster (the strategy's choice is faked; the real
+    two-process cluster is tests/test_multi_worker.py)."""
+    from kerassev import distribute
+    from kerassev.runs import RunFolder
+
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    monkeypatch.setattr(
+        distribute, "_active", distribute.DistributionChoice("auto", "multi_worker", "test")
+    )
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    out, config = tmp_path / "out", {"a": 1}
+
+    def as_worker(index):
+        tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+
+    as_worker(0)
+    chief = RunFolder.create(out, "k", config=config, seed=0)
+    assert chief.path.parent == out and not chief.scratch
+    assert chief.info["distribution"][0]["cluster"] == cluster["worker"]
+    chief.mark_stage_done("s1")
+    as_worker(1)
+    other = RunFolder.create(out, "k", config=config, seed=0)  # the chief's run, copied
+    assert other.scratch and other.path.parent.parent == tmp_path / "tmp"
+    assert other.path.name == chief.path.name and other.stage_done("s1")
+    as_worker(0)
+    again = RunFolder.create(out, "k", config=config, seed=0)  # a restart continues the run
+    assert again.path == chief.path and len(again.info["resumed"]) == 1
+    assert RunFolder.create(out, "k", config={"a": 2}, seed=0).path != chief.path
+    as_worker(1)
+    other.mark_complete()  # the worker's temporary folder goes
+    assert (
+        not list((tmp_path / "tmp").iterdir())
+        and [p.name for p in out.iterdir()].count(chief.path.name) == 1
+    )
