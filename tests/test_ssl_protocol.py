@@ -320,3 +320,19 @@ def test_probe_vs_control_is_a_paired_bootstrap_on_the_same_images():
     assert same["auc_diff"] == 0 and same["p_value"] == 1.0
     t = probe_vs_control(labels, probs(good), probs(weak), positive=1, n_resamples=500, seed=0)
     assert t["auc_diff"] > 0.2 and t["diff_lo"] > 0 and t["p_value"] < 0.05
+
+
+def test_covid_finetuning_uses_the_papers_coupled_weight_decay(tmp_path):
+    from kerassev.models.ssl.optim import CoupledSGD
+    from kerassev.recipes.covid_ssl.config import CovidSSLConfig
+    from kerassev.recipes.covid_ssl.finetune import build_classifier, fine_tune
+    from kerassev.runs import RunFolder
+
+    for schedule in ("constant", "cosine"):
+        config = CovidSSLConfig.smoke(finetune_schedule=schedule, finetune_epochs=1, last_epochs=1)
+        model = build_classifier(config, 2, name=f"clf_{schedule}")
+        x = np.random.default_rng(0).random((8, 32, 32, 3)).astype(np.float32)
+        run = RunFolder.create(tmp_path / schedule, "t", config={}, seed=0)
+        fine_tune(model, x, np.arange(8) % 2, x[:2], config, run=run, stage="ft")
+        assert isinstance(model.optimizer, CoupledSGD)
+        assert model.optimizer.coupled_weight_decay == 4e-4 and not model.optimizer.weight_decay

@@ -1,9 +1,11 @@
 """Paper 04's third stage: an encoder's backbone + a classifier, fully fine-tuned.
 
-SGD (lr 0.03, momentum 0.9, weight decay 4e-4; the paper's optimiser, at a constant rate as it
-gives no schedule; ``finetune_schedule="cosine"`` adds a linear warm-up and cosine decay for short
-runs), ``finetune_epochs`` epochs; the test split is predicted after each of the last
-``last_epochs`` epochs (the paper reports their mean and variance) and the final model is kept.
+SGD (lr 0.03, momentum 0.9, weight decay 4e-4 as PyTorch's coupled L2: the paper's optimiser,
+:class:`~kerassev.models.ssl.optim.CoupledSGD`; the lr is not batch-scaled here, the paper gives
+no fine-tuning batch), at a constant rate as the paper gives no schedule
+(``finetune_schedule="cosine"`` adds a linear warm-up and cosine decay for short runs),
+``finetune_epochs`` epochs; the test split is predicted after each of the last ``last_epochs``
+epochs (the paper reports their mean and variance) and the final model is kept.
 With ``precise_bn`` the BN statistics are re-estimated on the training images before each of
 those predictions (:func:`~kerassev.models.batch_norm.recompute_batch_norm_statistics`): a short
 run at lr 0.03 moves the weights faster than the moving averages follow, and the inference-mode
@@ -23,8 +25,14 @@ from keras import layers
 
 from kerassev.models.backbones import build_backbone
 from kerassev.models.batch_norm import FusedBatchNormalization, recompute_batch_norm_statistics
+from kerassev.models.ssl.optim import CoupledSGD
 from kerassev.runs import RunFolder
-from kerassev.training import cosine_sgd, discard_stage_checkpoints, fit_stage, save_model_weights
+from kerassev.training import (
+    discard_stage_checkpoints,
+    fit_stage,
+    save_model_weights,
+    warmup_cosine,
+)
 
 from .config import CovidSSLConfig
 
@@ -97,19 +105,18 @@ def fine_tune(
     lr = config.lr if config.finetune_lr is None else config.finetune_lr
 
     def compile_fn(m):
+        # the paper's optimiser (PyTorch SGD): weight decay is coupled L2, as in pre-training
+        schedule = lr
         if config.finetune_schedule == "cosine":
             per_epoch = -(-len(x_train) // batch)
-            optimizer = cosine_sgd(
+            schedule = warmup_cosine(
                 lr,
-                momentum=config.momentum,
-                weight_decay=config.weight_decay,
                 steps=epochs * per_epoch,
                 warmup_steps=config.finetune_warmup_epochs * per_epoch,
             )
-        else:
-            optimizer = keras.optimizers.SGD(
-                lr, momentum=config.momentum, weight_decay=config.weight_decay
-            )
+        optimizer = CoupledSGD(
+            schedule, momentum=config.momentum, coupled_weight_decay=config.weight_decay
+        )
         m.compile(
             optimizer=optimizer,
             loss="sparse_categorical_crossentropy",
