@@ -84,6 +84,9 @@ def resolve(path: str | Path) -> tuple[Path, str]:
     if suffix == ".keras":
         if not zipfile.is_zipfile(path):
             raise ExportError(f"{path}: not a Keras .keras archive (not a zip file)")
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():  # every .keras archive has one
+                raise ExportError(f"{path}: not a Keras .keras archive (no config.json in the zip)")
         return path, "keras"
     if suffix == ".tflite":
         with open(path, "rb") as f:
