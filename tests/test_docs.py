@@ -1,0 +1,48 @@
+"""The README and notebooks say what the code does: named objects exist, notebooks are quiet."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def _resolves(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):  # the longest importable module, then attributes
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[cut:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+@pytest.mark.parametrize("dotted", sorted(set(re.findall(r"`(kerassev(?:\.\w+)+)`", README))))
+def test_every_kerassev_name_in_the_readme_exists(dotted):
+    assert _resolves(dotted), f"README names {dotted}, which does not exist"
+
+
+def test_the_readme_names_no_renamed_layer():
+    assert "SeparableGaussianBlur" not in README
+    assert not re.search(r"random resized crop[^.]*Keras 3 core", README, re.I)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_start_quiet(notebook):
+    # docs/architecture.md: quiet.py serves the CLI and the notebooks
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    first = next(c for c in cells if c["cell_type"] == "code")
+    assert "quiet_tensorflow()" in "".join(first["source"])
