@@ -106,3 +106,22 @@ def test_the_wrong_command_or_the_wrong_kind_of_input_says_so(tmp_path):
         load_export(tmp_path / "bad.keras")
     with pytest.raises(ExportError, match="no such file"):
         load_export(tmp_path / "missing.keras")
+
+
+def test_predict_streams_batches_not_the_whole_folder(tmp_path):
+    from kerassev.inference import load_export
+    from kerassev.inference.image import predict_loaded
+
+    meta = ExportMetadata(task="regression", input_size=16, target_name="mrale")
+    paths = export_model(_regressor(), tmp_path / "exp", name="reg", tflite=False, metadata=meta)
+    folder = _images(tmp_path / "imgs")  # a.png, b.jpg and the broken c.png
+    Image.fromarray(np.zeros((18, 18), np.uint8)).save(folder / "d.png")
+    export = load_export(paths.keras_file, command="predict")
+    seen, model_predict = [], export.predict
+    export.predict = lambda x: (seen.append(len(x)), model_predict(x))[1]
+    table, skipped = predict_loaded(export, [folder], batch_size=2)
+    assert seen == [2, 1] and len(table) == 3  # the model saw one batch at a time
+    assert (
+        list(skipped) == [str(folder / "c.png")]
+        and "Unknown image" in skipped[str(folder / "c.png")]
+    )
