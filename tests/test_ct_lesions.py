@@ -56,11 +56,39 @@ def test_presets():
     assert paper.variant == "lesion" and paper.min_lesion_size == 10 and not paper.flips
     assert cpu.image_size == 256 and cpu.backbone == "resnet50" and cpu.backbone_weights is None
     assert smoke.backbone == "tiny"
-    m = smoke.model_config(num_classes=2, mean=0.4, std=0.2)
-    assert m.num_classes == 2 and m.image_size == 128 and m.anchor_sizes[0] == 8
+    boxes = np.array([[0, 0, 8, 8], [0, 0, 30, 30], [10, 10, 70, 70]], float)
+    m = smoke.model_config(num_classes=2, mean=0.4, std=0.2, lesion_boxes=boxes)
+    assert m.num_classes == 2 and m.image_size == 128 and m.scales_per_octave == 3
+    assert m.anchor_sizes[0] <= 10 and m.anchor_sizes[-1] < 70  # from the boxes, not 8..128
+    with pytest.raises(ValueError, match="lesion boxes"):
+        smoke.model_config(num_classes=1, mean=0.4, std=0.2)
+    author = paper.model_config(num_classes=1, mean=0.4, std=0.2)  # COVID-CT-Mask-Net's
+    assert author.anchor_sizes == (2, 4, 8, 16, 32) and author.anchors_every_level
+    assert author.aspect_ratios == (0.1, 0.25, 0.5, 1.0, 1.5, 2.0)
+    with pytest.raises(ValueError, match="anchors"):
+        CtLesionsConfig(anchors="big")
     assert apply_overrides(CtLesionsConfig(), ["train_limit=6"]).train_limit == 6  # typed --set
     with pytest.raises(ValueError, match="preset"):
         CtLesionsConfig.from_preset("fast")
+
+
+def test_cpu_anchors_cover_the_real_lesions(shared_data):
+    # Issue 19 fault 1: the data-derived anchors reach recall >= 0.95 on the 48 test slices at the
+    # cpu preset's 256 px, where torchvision's 32-512 px anchors left the small lesions out.
+    from kerassev.models.detection.anchors import AnchorGenerator, anchor_recall
+    from kerassev.models.detection.mask_rcnn import level_sizes
+    from kerassev.recipes.ct_lesions.anchors import model_boxes
+    from kerassev.recipes.ct_lesions.data import load_slices
+
+    cpu = CtLesionsConfig.cpu(data_root=str(shared_data("ct_lesions")))
+    slices = load_slices(cpu)
+    m = cpu.model_config(
+        num_classes=1, mean=0, std=1, lesion_boxes=model_boxes(slices["train"], 256)
+    )
+    gen = AnchorGenerator(level_sizes(m.anchor_sizes, False, m.scales_per_octave), m.aspect_ratios)
+    test = model_boxes(slices["test"], 256)
+    assert anchor_recall(test, gen.anchors((256, 256))) >= 0.95
+    assert anchor_recall(test, AnchorGenerator().anchors((256, 256))) < 0.8
 
 
 def test_smoke_reproduce_then_segment(shared_data, tmp_path, capsys):

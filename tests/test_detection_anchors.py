@@ -35,3 +35,30 @@ def test_positions_shift_by_stride_in_row_major_order():
 def test_rejects_mismatched_levels():
     with pytest.raises(ValueError, match="levels"):
         AnchorGenerator(sizes=((32,),), strides=(4, 8))
+
+
+def test_anchor_recall_counts_boxes_some_anchor_covers():
+    from kerassev.models.detection.anchors import anchor_recall
+
+    anchors = np.array([[0, 0, 10, 10], [0, 0, 40, 40]], float)
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 30, 30], [100, 100, 104, 104]], float)
+    # exact match 1.0; 30x30 vs 40x40 -> IoU 0.5625; the far box overlaps nothing
+    assert anchor_recall(boxes, anchors) == pytest.approx(2 / 3)
+    assert anchor_recall(boxes, anchors, iou=0.6) == pytest.approx(1 / 3)
+    assert np.isnan(anchor_recall(np.zeros((0, 4)), anchors))
+
+
+def test_torchvision_anchors_miss_small_lesions_and_lesion_sized_ones_do_not():
+    # Issue 19 fault 1: 12-px lesions at 256 px; torchvision's smallest anchor is 32 px.
+    from kerassev.models.detection.anchors import anchor_recall, sizes_from_boxes
+
+    rng = np.random.default_rng(0)
+    y, x = rng.uniform(20, 230, (2, 200))
+    side = rng.uniform(5, 25, 200)
+    boxes = np.stack([y, x, y + side, x + side], axis=1)
+    big = AnchorGenerator().anchors((256, 256))
+    assert anchor_recall(boxes, big) < 0.5
+    sizes = sizes_from_boxes(boxes)
+    assert sizes[0] < 8 and sizes[-1] < 30
+    fitted = AnchorGenerator(sizes=(sizes,) * 5, aspect_ratios=(0.5, 1.0, 2.0)).anchors((256, 256))
+    assert anchor_recall(boxes, fitted) >= 0.95

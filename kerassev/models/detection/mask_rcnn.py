@@ -45,8 +45,12 @@ class MaskRCNNConfig:
     backbone_weights: str | None = None  # None | "imagenet" | path to a .h5 file
     fpn_channels: int = 256
     tiny_width: int = 16
-    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)  # one per level P2..P6
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    # True: every size on every level (the author's COVID-CT-Mask-Net anchors), not one per level
+    anchors_every_level: bool = False
+    # n > 1: each level's size s also gets s * 2^(k/n), k < n (RetinaNet, Lin et al. 2017b, §4)
+    scales_per_octave: int = 1
     rpn_pre_nms_train: int = 2000
     rpn_post_nms_train: int = 2000
     rpn_pre_nms_test: int = 1000
@@ -74,6 +78,15 @@ class MaskRCNNConfig:
     std: float = 1.0
 
 
+def level_sizes(sizes, every_level: bool = False, scales_per_octave: int = 1) -> tuple:
+    """Anchor sizes per FPN level: one size (times its octave scales) per level, or all sizes on
+    every level (``every_level``, the author's generator)."""
+    per = [tuple(s * 2 ** (k / scales_per_octave) for k in range(scales_per_octave)) for s in sizes]
+    if every_level:
+        return (tuple(a for p in per for a in p),) * len(sizes)
+    return tuple(per)
+
+
 @keras.saving.register_keras_serializable(package="kerassev")
 class MaskRCNN(keras.Model):
     def __init__(self, config: MaskRCNNConfig | dict | None = None, **kwargs):
@@ -85,7 +98,8 @@ class MaskRCNN(keras.Model):
         self.config = c = config or MaskRCNNConfig()
         size = (c.image_size, c.image_size)
         self.anchor_generator = AnchorGenerator(
-            sizes=tuple((s,) for s in c.anchor_sizes), aspect_ratios=c.aspect_ratios
+            sizes=level_sizes(c.anchor_sizes, c.anchors_every_level, c.scales_per_octave),
+            aspect_ratios=c.aspect_ratios,
         )
         self.level_anchors = self.anchor_generator.level_anchors(size)
         self.backbone = build_fpn_backbone(

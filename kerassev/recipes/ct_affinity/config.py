@@ -82,6 +82,7 @@ class CtAffinityConfig(DetectorSettings, RunSettings):  # + the detector's field
     seed: int = 0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.copy_frequency not in ("epoch", "batch"):
             raise ValueError(
                 f"copy_frequency must be 'epoch' or 'batch', not {self.copy_frequency!r}"
@@ -130,6 +131,7 @@ class CtAffinityConfig(DetectorSettings, RunSettings):  # + the detector's field
             generalise_train_per_class=2,
             generalise_test_per_class=3,
             precision="float32",
+            anchors="torchvision",  # 8..64 px at 64 px, as before issue 19 (CI speed)
         )
         return cls(**{**values, **overrides})
 

@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from kerassev.recipes.settings import RunSettings
 
 RUN_KIND = "ct_lesions"
+ANCHOR_MODES = ("author", "data", "torchvision")
+#: COVID-CT-Mask-Net train_segmentation.py: AnchorGenerator(sizes=((2, 4, 8, 16, 32),) * 5, ...)
+AUTHOR_ANCHOR_SIZES = (2, 4, 8, 16, 32)
+AUTHOR_ASPECT_RATIOS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0)
 
 #: Paper 05 Table 4, A = 64 affinities: segmentation mAP@[0.5:0.95] on CNCB-NCOV (SPEC §05).
 PAPER_SEGM_AP = {"AP": 0.42}
@@ -45,20 +49,46 @@ class DetectorSettings:
     mask_roi_batch: int | None = None
     max_instances: int = 48
     detections_per_image: int = 100
+    # Anchors (issue 19 fault 1): "author" = COVID-CT-Mask-Net's sizes (2, 4, 8, 16, 32) on every
+    # level with ratios (0.1, 0.25, 0.5, 1, 1.5, 2) at 512 px, scaled with the input; "data" =
+    # one octave per level from the training lesions' side quantiles (anchors.sizes_from_boxes),
+    # three scales per octave as RetinaNet (anchor recall 0.98 / 0.99 train / test at 256 px,
+    # vs 0.54 for the author's scaled sizes); "torchvision" = 32..512 at 512 px, scaled.
+    anchors: str = "author"
 
-    def detector_config(self, *, num_classes: int, mean: float, std: float):
-        """The :class:`~kerassev.models.detection.MaskRCNNConfig` of these fields, anchors scaled
-        to the input size."""
+    def __post_init__(self):
+        if self.anchors not in ANCHOR_MODES:
+            raise ValueError(f"anchors must be one of {ANCHOR_MODES}, not {self.anchors!r}")
+
+    def anchor_settings(self, lesion_boxes=None) -> dict:
+        """``anchor_sizes``, ``aspect_ratios`` and ``anchors_every_level`` for the model;
+        ``lesion_boxes`` (N, 4) at model resolution are needed by ``anchors="data"``."""
+        scale = self.image_size / 512
+        if self.anchors == "author":
+            sizes = tuple(max(1, round(a * scale)) for a in AUTHOR_ANCHOR_SIZES)
+            return dict(anchor_sizes=sizes, aspect_ratios=AUTHOR_ASPECT_RATIOS,
+                        anchors_every_level=True)  # fmt: skip
+        if self.anchors == "data":
+            from kerassev.models.detection.anchors import sizes_from_boxes
+
+            if lesion_boxes is None:
+                raise ValueError('anchors="data" needs the training lesion boxes')
+            return dict(anchor_sizes=sizes_from_boxes(lesion_boxes), aspect_ratios=(0.5, 1.0, 2.0),
+                        anchors_every_level=False, scales_per_octave=3)  # fmt: skip
+        sizes = tuple(max(8, round(a * scale)) for a in (32, 64, 128, 256, 512))
+        return dict(anchor_sizes=sizes, aspect_ratios=(0.5, 1.0, 2.0), anchors_every_level=False)
+
+    def detector_config(self, *, num_classes: int, mean: float, std: float, lesion_boxes=None):
+        """The :class:`~kerassev.models.detection.MaskRCNNConfig` of these fields;
+        ``num_classes`` excludes background (the box predictor adds it)."""
         from kerassev.models.detection import MaskRCNNConfig
 
-        anchors = (32, 64, 128, 256, 512)
-        if self.image_size < 256:  # small inputs: anchors scaled with the image
-            anchors = tuple(max(8, a * self.image_size // 512) for a in anchors)
-        names = {f.name for f in dataclasses.fields(DetectorSettings)}
+        names = {f.name for f in dataclasses.fields(DetectorSettings)} - {"anchors"}
         shared = {k: v for k, v in dataclasses.asdict(self).items() if k in names}
         return MaskRCNNConfig(
-            **shared, num_classes=num_classes, anchor_sizes=anchors, mean=mean, std=std
-        )
+            **shared, **self.anchor_settings(lesion_boxes), num_classes=num_classes,
+            mean=mean, std=std,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,6 +129,7 @@ class CtLesionsConfig(DetectorSettings, RunSettings):
             detections_per_image=50,
             epochs=CPU_EPOCHS,
             learning_rate=1e-4,
+            anchors="data",
         )
         return cls(**{**values, **overrides})
 
@@ -122,6 +153,7 @@ class CtLesionsConfig(DetectorSettings, RunSettings):
             learning_rate=1e-3,
             train_limit=None,
             precision="float32",
+            anchors="data",
         )
         return cls(**{**values, **overrides})
 
@@ -131,9 +163,11 @@ class CtLesionsConfig(DetectorSettings, RunSettings):
             raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
         return getattr(cls, name)(**overrides)
 
-    def model_config(self, *, num_classes: int, mean: float, std: float):
+    def model_config(self, *, num_classes: int, mean: float, std: float, lesion_boxes=None):
         """The :class:`~kerassev.models.detection.MaskRCNNConfig` of this run."""
-        return self.detector_config(num_classes=num_classes, mean=mean, std=std)
+        return self.detector_config(
+            num_classes=num_classes, mean=mean, std=std, lesion_boxes=lesion_boxes
+        )
 
 
 #: Epochs of the cpu preset: ~50 slices x CPU_EPOCHS steps at the 256-px train-step time of

@@ -24,6 +24,7 @@ from kerassev.runs import RunFolder
 from kerassev.stats.tables import to_markdown
 from kerassev.training import discard_stage_checkpoints, fit_stage, read_stage_log
 
+from .anchors import anchor_report, format_report, model_boxes
 from .config import PAPER_SOURCE, RUN_KIND, CtLesionsConfig
 from .data import describe, intensity_stats, load_slices, training_dataset
 from .evaluate import evaluate, overlap_table, predictor
@@ -34,9 +35,12 @@ OUTPUTS = ("ap_table.csv", "ap_table.md", "overlap_table.md", "per_slice.csv",
            "coco_results.json", "masks_best_worst.png", "masks_best_worst.txt")  # fmt: skip
 
 
-def build_model(config: CtLesionsConfig, mean: float, std: float) -> MaskRCNN:
+def build_model(config: CtLesionsConfig, mean: float, std: float, lesion_boxes=None) -> MaskRCNN:
+    """``lesion_boxes``: training boxes at model resolution (``anchors="data"`` sizes from them)."""
     names = class_names(config.variant)
-    return MaskRCNN(config.model_config(num_classes=len(names), mean=mean, std=std))
+    return MaskRCNN(
+        config.model_config(num_classes=len(names), mean=mean, std=std, lesion_boxes=lesion_boxes)
+    )
 
 
 def _compile(config: CtLesionsConfig):
@@ -60,12 +64,19 @@ def reproduce(
     names = class_names(config.variant)
     mean, std = intensity_stats(slices["train"])
     data_text = describe(slices, config)
-    model = build_model(config, mean, std)  # before the run folder: a weights error leaves none
+    boxes = model_boxes(slices["train"], config.image_size)
+    model = build_model(
+        config, mean, std, boxes
+    )  # before the run folder: a weights error leaves none
+    anchors = anchor_report(slices, model.anchor_generator, config.image_size)
+    print(format_report(anchors, config.image_size), flush=True)  # before hours of training
     if resume:
         run = RunFolder.resume(out, RUN_KIND, config=config)
     else:
         run = RunFolder.create(out, RUN_KIND, config=config, seed=config.seed)
 
+    if not (run.path / "anchors.json").exists():
+        (run.path / "anchors.json").write_text(json.dumps(anchors, indent=1))
     steps = len(slices["train"]) // config.batch_size
     if "train" in run.info.get("checkpoints_discarded", []):  # exported, then interrupted
         model.load_weights(run.path / "export" / "segmenter.keras")
