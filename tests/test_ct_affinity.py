@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from conftest import require_dataset
 
 from kerassev.cli import main
@@ -121,7 +122,13 @@ def test_presets_and_precision():
     a = paper.affinity_config()
     assert (a.affinities, a.roi_batch, a.roi_nms, a.feature_channels) == (256, 8, 0.25, 256)
     smoke = CtAffinityConfig.from_preset("smoke")
-    assert smoke.model_config(mean=0.3, std=0.2).num_classes == 2  # background + lesion
+    # num_classes excludes background: lesion only; the box predictor has background + lesion
+    detector = smoke.model_config(mean=0.3, std=0.2)
+    assert detector.num_classes == 1
+    from kerassev.models.detection.heads import BoxPredictor
+
+    logits, deltas = BoxPredictor(detector.num_classes)(tf.zeros((1, 8)))
+    assert logits.shape[-1] == 2 and deltas.shape[-2] == 2
     assert paper.precision == "auto" and smoke.precision == "float32"
     assert CtAffinityConfig.smoke(precision="bfloat16").precision == "bfloat16"
     with pytest.raises(ValueError, match="preset"):

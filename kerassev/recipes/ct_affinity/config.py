@@ -147,8 +147,10 @@ class CtAffinityConfig(DetectorSettings, RunSettings):  # + the detector's field
         return max(2, round(self.min_lesion_size * self.image_size / 512))
 
     def model_config(self, *, mean: float, std: float):
-        """The detector's :class:`MaskRCNNConfig`: one foreground class, "lesion" (SPEC §05)."""
-        return self.detector_config(num_classes=2, mean=mean, std=std)
+        """The detector's :class:`MaskRCNNConfig`: one foreground class, "lesion" (SPEC §05).
+        ``num_classes`` excludes background (``BoxPredictor`` adds it), as ct_lesions passes 1;
+        issue 19 fault 6: 2 made a third, never-trained class whose detections still counted."""
+        return self.detector_config(num_classes=1, mean=mean, std=std)
 
     def affinity_config(self, affinities: int | None = None):
         from kerassev.models.detection.affinity_model import AffinityConfig
