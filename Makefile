@@ -1,4 +1,4 @@
-# Two commands (see README):  `make demo`  and  `make test`.
+# Two commands (see README):  `make demo`  and  `make test` (`make test-fast` while developing).
 # Each creates .venv if absent and installs the pinned requirements and the package, idempotently.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: demo test lint format install install-test clean-venv
+.PHONY: demo test test-fast lint format install install-test clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ test: $(VENV)/.installed-test
 	KERASSEV_RUNS=$$runs KERASSEV_PRESET=smoke \
 	  $(BIN)/pytest -n 2 --dist loadfile --durations=15 --nbval-lax tests notebooks; \
 	status=$$?; rm -rf "$$runs"; exit $$status
+
+## The developer loop (under 3 minutes on 2 cores): lint and the unit tests, leaving out what is
+## marked slow (end-to-end smoke runs, clusters, anything over ~20 s) and the notebooks.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/ruff check kerassev tests benchmarks notebooks
+	$(BIN)/pytest -n 2 --dist loadfile --durations=10 -m "not slow" tests
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check kerassev tests benchmarks notebooks

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from detection_harness import tiny_config
 
@@ -53,6 +54,7 @@ def tiny_model(affinities=32):
     return AffinityMaskRCNN(config, affinity)
 
 
+@pytest.mark.slow
 def test_affinity_model_trains_on_ct_phantoms():
     batch = phantom_batches()
     assert set(batch["label"]) == {0, 1, 2}

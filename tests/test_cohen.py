@@ -201,6 +201,7 @@ def test_xrv_feature_sets_and_composed_model_saliency():
 
 
 # ----------------------------------------------------------------------------- end to end
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_reproduce_end_to_end_tiny(tmp_path, real_tables):
     """The whole pipeline on the real images with a tiny CNN in place of ResNet-50 (fast)."""

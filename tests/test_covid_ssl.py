@@ -49,6 +49,7 @@ def test_pool_excludes_test_lookalikes_and_test_images(shared_data, data):
     assert data.classes[data.positive] == "COVID"
 
 
+@pytest.mark.slow
 def test_table2_low_shot_probe_and_skips(shared_data, smoke_run):
     shared_data("covid_radiography")
     _, result = smoke_run
@@ -77,6 +78,7 @@ def test_table2_low_shot_probe_and_skips(shared_data, smoke_run):
     assert not list((run / "checkpoints").glob("*.weights.h5"))  # products kept, checkpoints gone
 
 
+@pytest.mark.slow
 def test_resume_trains_nothing_again(shared_data, smoke_run, data):
     shared_data("covid_radiography")
     out, result = smoke_run
@@ -92,6 +94,7 @@ def test_resume_trains_nothing_again(shared_data, smoke_run, data):
     pd.testing.assert_frame_equal(again.table2, result.table2)
 
 
+@pytest.mark.slow
 def test_export_runs_under_kerassev_predict(shared_data, smoke_run, tmp_path):
     shared_data("covid_radiography")
     _, result = smoke_run
@@ -134,6 +137,7 @@ def test_presets_and_cli_config():
         CovidSSLConfig.smoke(methods=("mocov3",))
 
 
+@pytest.mark.slow
 def test_transfer_and_ours_run_when_a_weights_file_is_given(shared_data, data, tmp_path):
     """A pre-trained backbone file (here a tiny CNN's) turns the skipped rows into numbers."""
     shared_data("covid_radiography")
@@ -151,6 +155,7 @@ def test_transfer_and_ours_run_when_a_weights_file_is_given(shared_data, data, t
     assert (t2["note"] == "").all()
 
 
+@pytest.mark.slow
 def test_the_whole_recipe_runs_in_bf16_and_exports_float32(shared_data, data, tmp_path):
     """Smoke presets pin float32, so this is the one end-to-end run of the path precision=auto
     takes on AMX CPUs: two-view augmentation, SSL (incl. PIRL's tiles), fine-tuning, probe and a

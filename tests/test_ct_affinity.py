@@ -34,6 +34,7 @@ def smoke_run(tmp_path_factory):
     return types.SimpleNamespace(argv=argv, run=run, printed=printed.getvalue())
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_every_table_and_heat_map(smoke_run):
     run = smoke_run.run
     info = json.loads((run / "run.json").read_text())
@@ -81,6 +82,7 @@ def test_smoke_run_writes_every_table_and_heat_map(smoke_run):
     assert not (run / "checkpoints" / "sweep_A64.weights.h5").exists()  # its row is the product
 
 
+@pytest.mark.slow
 def test_resume_redoes_only_unfinished_stages(smoke_run, capsys):
     run = smoke_run.run
     assert main([*smoke_run.argv, "--resume"]) == 2  # a completed run is not resumed
@@ -148,6 +150,7 @@ def test_unlabelled_slices_add_no_image_loss():
     assert float(AffinityMaskRCNN.image_loss(fake, np.array([-1, -1]), logits)) == 0.0
 
 
+@pytest.mark.slow
 def test_covidx_from_a_cncb_folder_trains_without_lesion_masks(shared_data, tmp_path):
     from test_covidx_ct_cncb import _mini_split_root, _write_slice
 

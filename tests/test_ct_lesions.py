@@ -91,6 +91,7 @@ def test_cpu_anchors_cover_the_real_lesions(shared_data):
     assert anchor_recall(test, AnchorGenerator().anchors((256, 256))) < 0.8
 
 
+@pytest.mark.slow
 def test_smoke_reproduce_then_segment(shared_data, tmp_path, capsys):
     root = shared_data("ct_lesions")
     out = tmp_path / "runs"

@@ -25,6 +25,7 @@ class _CountingMaskRCNN(MaskRCNN):
         return super().train_step(data)
 
 
+@pytest.mark.slow
 def test_overfits_two_lesions_to_mask_iou_above_0_8():
     keras.utils.set_random_seed(0)
     model = _CountingMaskRCNN(tiny_config())

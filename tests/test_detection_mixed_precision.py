@@ -62,6 +62,7 @@ def float32_detector_run():
     return batch, rows, start, model
 
 
+@pytest.mark.slow
 def test_bf16_detector_steps_track_the_float32_losses(float32_detector_run):
     batch, f32_rows, start, f32_model = float32_detector_run
     rows, _, model = _train(_detector, batch, "bfloat16", weights=start)
@@ -93,6 +94,7 @@ def test_bf16_detector_steps_track_the_float32_losses(float32_detector_run):
     np.testing.assert_allclose(out16["roi_masks"][0, 0], out32["roi_masks"][0, 0], atol=0.02)
 
 
+@pytest.mark.slow
 def test_float16_detector_steps_use_loss_scaling(float32_detector_run):
     """mixed_float16: compile wraps the optimiser in a LossScaleOptimizer and the step scales
     the loss (without it the unscaled gradients are 1/32768 of the true ones and the loss
@@ -105,6 +107,7 @@ def test_float16_detector_steps_use_loss_scaling(float32_detector_run):
     np.testing.assert_allclose(f16["loss"], f32["loss"], rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.slow
 def test_bf16_affinity_model_steps_track_the_float32_losses():
     from test_affinity_model import phantom_batches, tiny_model
 

@@ -95,6 +95,7 @@ print(json.dumps({"replicas": replicas, "loss": log["loss"].tolist(),
 """
 
 
+@pytest.mark.slow
 def test_a_recipe_trains_under_mirrored_strategy_and_records_it(tmp_path):
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=300

@@ -129,6 +129,7 @@ def test_no_downstream_fit_sees_an_encoder_training_patient(monkeypatch, tmp_pat
     assert {name for name, _ in spy.fits} == {"pair_task", "linear_probe"}
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_table_rows_and_fig1(tmp_path):
     config = LearnerConfig.smoke(
         phantom_patients=12,

@@ -8,6 +8,9 @@ import pytest
 
 from kerassev.recipes.mrale import MraleConfig, reproduce_mrale
 
+# Every test here reads one end-to-end smoke run (minutes): `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from kerassev.cli import main
 
@@ -55,6 +56,7 @@ def _wait_for(path, timeout):
     return False
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_mid_stage_and_does_not_retrain(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(

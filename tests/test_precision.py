@@ -181,6 +181,7 @@ def test_building_the_cli_parser_imports_no_tensorflow():
     assert out.stdout.strip() == "[]", out.stdout
 
 
+@pytest.mark.slow
 def test_mask_rcnn_recipe_runs_a_bf16_smoke(shared_data, tmp_path):
     """The detector recipes default to precision=auto (bf16 on AMX CPUs) and their smoke presets
     pin float32, so this is the one end-to-end run of the bf16 path: train (finite losses),

@@ -58,6 +58,7 @@ def test_job_variables_become_options_and_set_values(tmp_path, monkeypatch):
         sagemaker.reproduce_argv("mrale", [])
 
 
+@pytest.mark.slow
 def test_paper01_job_with_imagenet_weights_in_keras_home_lands_where_sagemaker_expects(
     tmp_path, monkeypatch, legacy_h5_writer
 ):

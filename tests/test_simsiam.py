@@ -117,6 +117,7 @@ def test_fit_logs_metrics_per_epoch_and_checkpoints(tmp_path):
     assert set(ev) >= {"loss", "z_std", "z_std_ratio"}
 
 
+@pytest.mark.slow
 def test_train_step_with_xla_and_explicit_loss_scale_optimizer():
     model = _model()
     v1, v2 = _views(8)

@@ -89,6 +89,7 @@ def test_truncated_file_is_named_and_skipped(ramp_video, tmp_path):
     assert "skipped" in report.summary()
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_every_real_video_decodes(shared_data):
     """Every POCUS video decodes to a clip; packet counts match dataset_metadata.csv."""
