@@ -92,6 +92,7 @@ def test_one_float16_ssl_step_on_cpu_tracks_float32():
     assert abs(f16[0]["loss"] - f32[0]["loss"]) < 0.002, (f16, f32)
 
 
+@pytest.mark.slow
 def test_one_float16_detector_step_on_cpu_tracks_float32():
     from detection_harness import tiny_config, two_lesion_batch
 
