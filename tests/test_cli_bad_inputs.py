@@ -187,15 +187,7 @@ CASES = [
 # point: each must fail while reading the data, before any training.
 DATA_CASES = [
     ("ct-lesions-slice-without-mask", "reproduce ct-lesions --out <dir>/r --data <dir>/ct_nomask", "GT mask"),
-    pytest.param(
-        "ct-lesions-truncated-mask", "reproduce ct-lesions --out <dir>/r --data <dir>/ct_badmask", "1.png",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="open: recipes/ct_lesions/data.py::load_slices opens GT masks with PIL "
-            "unguarded, so a truncated mask ends in PIL.UnidentifiedImageError's traceback "
-            "(outside this sweep's files)",
-        ),
-    ),
+    ("ct-lesions-truncated-mask", "reproduce ct-lesions --out <dir>/r --data <dir>/ct_badmask", "1.png"),
     ("ct-lesions-missing-data", "reproduce ct-lesions --out <dir>/r --data <dir>/nowhere", "nowhere"),
 ]  # fmt: skip
 

@@ -56,13 +56,20 @@ def run_ct_lesions(args: argparse.Namespace) -> int:
     from kerassev.config import DataNotFoundError
     from kerassev.models.backbones import BackboneWeightsError
     from kerassev.recipes.ct_lesions import reproduce
+    from kerassev.recipes.ct_lesions.data import UnreadableSliceError
     from kerassev.runs import RunError
     from kerassev.stats.tables import to_markdown
 
     config = config_from_args(args)
     try:
         result = reproduce(config, args.out, resume=args.resume, verbose=min(args.verbose, 2))
-    except (DataNotFoundError, BackboneWeightsError, RunError, FileNotFoundError) as err:
+    except (
+        DataNotFoundError,
+        BackboneWeightsError,
+        RunError,
+        FileNotFoundError,
+        UnreadableSliceError,
+    ) as err:
         raise UserError(str(err)) from err
     print(result["caption"])
     print()

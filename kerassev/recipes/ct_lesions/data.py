@@ -22,6 +22,10 @@ from kerassev.data.loaders import load_ct_lesions
 from .config import CtLesionsConfig
 
 
+class UnreadableSliceError(ValueError):
+    """A slice or GT mask file that cannot be decoded (the message names it)."""
+
+
 @dataclass
 class Slice:
     slice_id: int
@@ -36,8 +40,17 @@ def read_gray(path: str | Path) -> np.ndarray:
         with Image.open(path) as im:
             arr = np.asarray(im.convert("L"), np.float32) / 255.0
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable image ({err})") from err
+        raise UnreadableSliceError(f"{path}: not a readable image ({err})") from err
     return arr
+
+
+def read_label_map(path: str | Path) -> np.ndarray:
+    """A GT mask PNG's palette indices ``(H, W)`` (0/1/2, see the data README); errors name it."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im)
+    except (OSError, ValueError) as err:
+        raise UnreadableSliceError(f"{path}: not a readable GT mask ({err})") from err
 
 
 def load_slices(config: CtLesionsConfig) -> dict[str, list[Slice]]:
@@ -45,10 +58,8 @@ def load_slices(config: CtLesionsConfig) -> dict[str, list[Slice]]:
     table = load_ct_lesions(config.data_root)
     out: dict[str, list[Slice]] = {"train": [], "test": []}
     for row in table.itertuples():
-        with Image.open(row.mask_path) as im:
-            label_map = np.asarray(im)  # palette indices 0/1/2 (see the data README)
         inst = instances_from_label_map(
-            label_map, variant=config.variant, min_size=config.min_lesion_size
+            read_label_map(row.mask_path), variant=config.variant, min_size=config.min_lesion_size
         )
         out[row.split].append(Slice(int(row.slice_id), row.path, read_gray(row.path), inst))
     if config.train_limit is not None:
