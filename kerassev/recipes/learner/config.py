@@ -81,6 +81,12 @@ class LearnerConfig(RunSettings):  # + precision, distribution
     pocus_test_fraction: float = 0.3
     # patients whose embeddings fit the proxy MLP and the probe; the encoder never sees them
     pocus_fit_fraction: float = 0.25
+    # severity on the scored POCUS videos (issue 20): patient-grouped K-fold CV of the encoder +
+    # score head per row, controls, and the best row's fold-0 model exported for `kerassev predict`
+    severity: bool = True
+    severity_rows: tuple[str, ...] = ("tsm_mse", "tsm_cl", "tsm_wcl")
+    severity_folds: int = 5
+    export: bool = True
     seed: int = 0
     preset: str = "paper"
 
@@ -104,6 +110,8 @@ class LearnerConfig(RunSettings):  # + precision, distribution
             phantom_rows=("tsm_mse", "tsm_cl", "tsm_wcl", "2d_cl"),
             phantom_patients=24,
             phantom_visits=(3, 4),
+            severity_rows=("tsm_mse",),
+            severity_folds=3,
             precision="float32",
             preset="smoke",
         )

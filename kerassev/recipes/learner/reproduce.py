@@ -34,6 +34,7 @@ from .evaluate import (
     pocus_split,
 )
 from .pretrain import embed, pretrain_row, random_encoder
+from .severity import SeverityResult, run_severity
 
 log = logging.getLogger(__name__)
 OUTPUTS = ("tables", "figures", "predictions", "REPORT.md")
@@ -48,6 +49,7 @@ class LearnerResult:
     fig1: pd.DataFrame  # spread of embedding distances per comparator
     sources: dict[str, str]
     skipped: dict[str, str] = field(default_factory=dict)
+    severity: SeverityResult | None = None  # the POCUS severity CV and its export (issue 20)
 
     @property
     def caption(self) -> str:
@@ -63,6 +65,14 @@ class LearnerResult:
         lines.append(to_markdown(self.display_table()))
         if not self.fig1.empty:
             lines += ["Fig. 1 statistics (test clips):", to_markdown(self.fig1.round(4))]
+        if self.severity is not None:
+            lines += [
+                f"Severity (Lung Severity Score 0-3) on {self.severity.source}, patient-grouped "
+                "CV, per-video metrics:",
+                to_markdown(self.severity.table),
+            ]
+            if self.severity.exports:
+                lines.append(f"Exported: {self.severity.exports['note']}")
         lines += [f"skipped {k}: {v}" for k, v in self.skipped.items()]
         return "\n".join(lines)
 
@@ -176,7 +186,7 @@ def reproduce_learner(
     data = phantom_data(config) if data_root is None else inhouse_data(config, data_root, layout)
     sources = {"longitudinal": data.source}
     skipped = {f"unreadable {p}": why for p, why in data.skipped.items()}
-    rows, preds, embeddings = [], {}, {}
+    rows, preds, embeddings, severity = [], {}, {}, None
     split = _longitudinal(data, config, run, verbose, rows, preds, embeddings)
 
     pocus_dir = Path(pocus_root) if pocus_root else kconfig.data_root() / "lus_pocus"
@@ -189,6 +199,10 @@ def reproduce_learner(
         sources["POCUS"] = pdata.source
         skipped.update({f"unreadable {p}": why for p, why in pdata.skipped.items()})
         _pocus(pdata, config, run, verbose, rows, preds)
+        if config.severity:
+            severity = run_severity(pdata, config, run, verbose=verbose)
+        else:
+            skipped["POCUS severity"] = "severity=False in the configuration"
 
     hs = data.table["hs"].to_numpy(float)
     distances = {
@@ -198,10 +212,11 @@ def reproduce_learner(
     }
     result = LearnerResult(
         run, config, pd.DataFrame(rows), figures.distance_summary(distances) if distances else pd.DataFrame(),
-        sources, skipped,
+        sources, skipped, severity,
     )  # fmt: skip
     _write_outputs(result, preds, distances, data.hs_name)
-    run.mark_complete(table=result.table.to_dict("records"), skipped=skipped)
+    exports = severity.exports if severity is not None else {}
+    run.mark_complete(table=result.table.to_dict("records"), skipped=skipped, exports=exports)
     return result
 
 
@@ -221,4 +236,10 @@ def _write_outputs(result: LearnerResult, preds, distances, hs_name: str) -> Non
         plt.close(fig)
     for name, df in preds.items():
         df.to_csv(run.new_file("predictions", f"{name}.csv"), index=False)
+    if result.severity is not None:
+        sev = result.severity
+        write_table(sev.table, run.subdir("tables"), "severity_table")
+        write_table(sev.per_fold, run.subdir("tables"), "severity_per_fold")
+        write_table(sev.tests, run.subdir("tables"), "severity_paired_tests")
+        sev.oof.to_csv(run.new_file("predictions", "severity_oof.csv"), index=False)
     run.new_file("REPORT.md").write_text(result.report() + "\n", encoding="utf-8")

@@ -1,0 +1,188 @@
+"""Severity on real LUS video: the TSM encoder + health-score head of Algorithm 1 regressing the
+Lung Severity Score (0-3) of the scored POCUS videos, patient-grouped K-fold CV (issue 20).
+
+Every comparator predicts each held-out video's score (one uniform clip a video, as pre-training
+reads it): one row per pre-training loss (MSE, MSE+CL, MSE+wCL; the head's output, trained with
+the contrastive term alongside as in Algorithm 1), a random-init control (the same untrained
+encoder, ridge regression on its frozen embeddings fitted on the training fold) and the training
+fold's mean (``run_cv``'s mean baseline). Per-video Spearman, MAE and quadratic-weighted kappa
+(rounded predictions, :func:`kerassev.stats.metrics.qwk`) with patient-bootstrap CIs
+(:func:`kerassev.stats.tables.summary_table`), and paired tests on per-video errors.
+
+Resumable: ``run_cv`` saves each finished (comparator, fold) and every pre-training is a
+``fit_stage``. The fold-0 model of the row with the lowest MAE is exported (``.keras`` +
+SavedModel with video metadata), so ``kerassev predict`` applies it to new videos; fold 0's test
+videos are patients it never trained on (listed beside the export).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import RidgeCV
+
+from kerassev.data.splits import grouped_stratified_kfold
+from kerassev.evaluation.cv import baseline_name, per_fold_metrics, run_cv
+from kerassev.exports import ExportMetadata, check_exports, export_model
+from kerassev.runs import RunFolder
+from kerassev.stats.significance import ERROR_KINDS, paired_tests_on_predictions
+from kerassev.stats.tables import summary_table
+
+from .config import ROWS, LearnerConfig
+from .data import ClipData
+from .pretrain import build_pretrainer, pretrain_model
+
+SCORE_RANGE = (0.0, 3.0)
+TARGET = "Lung Severity Score"
+METRICS = ("spearman", "mae", "qwk")
+RANDOM_INIT = "random-init TSM encoder + ridge (control)"
+MEAN = baseline_name("mean")
+
+
+@dataclass
+class SeverityResult:
+    table: pd.DataFrame  # one row per comparator: metrics with CIs
+    per_fold: pd.DataFrame
+    oof: pd.DataFrame  # out-of-fold predictions, one row per (comparator, video)
+    tests: pd.DataFrame  # paired tests on per-video errors between every two rows
+    source: str
+    exports: dict[str, str] = field(default_factory=dict)
+
+
+def scored(data: ClipData) -> ClipData:
+    """The videos with a severity score, as their own ClipData (positions 0..n-1)."""
+    keep = data.table["hs"].notna().to_numpy()
+    table = data.table[keep].reset_index(drop=True)
+    return ClipData(
+        data.clips[keep], table, f"{data.source}; {int(keep.sum())} scored", data.hs_name,
+        data.higher_is_better, data.label_mode, data.label_threshold,
+    )  # fmt: skip
+
+
+def severity_folds(data: ClipData, config: LearnerConfig):
+    return grouped_stratified_kfold(
+        data.table, config.severity_folds, score_col="hs", seed=config.seed
+    )
+
+
+def _trained(row: str, data: ClipData, config: LearnerConfig, run: RunFolder, verbose: int):
+    def fit_predict(train_df: pd.DataFrame, test_df: pd.DataFrame, fold: int) -> np.ndarray:
+        model = pretrain_model(
+            row, data, train_df.index.to_numpy(), config, run,
+            stage_prefix=f"severity/fold{fold}", verbose=verbose,
+        )  # fmt: skip
+        return model.predict_hs(data.inputs(test_df.index.to_numpy()))
+
+    return fit_predict
+
+
+def _random_init(data: ClipData, config: LearnerConfig):
+    """Frozen untrained encoder -> ridge on the training fold: what the architecture gives
+    before any training (the control every trained row must beat)."""
+    cache: dict[str, np.ndarray] = {}
+
+    def fit_predict(train_df: pd.DataFrame, test_df: pd.DataFrame, fold: int) -> np.ndarray:
+        if "emb" not in cache:
+            import keras
+
+            keras.utils.set_random_seed(config.seed)
+            encoder = build_pretrainer(config.severity_rows[0], config).encoder
+            cache["emb"] = encoder.predict(data.inputs(), batch_size=32, verbose=0)
+        emb = cache["emb"]
+        tr, te = train_df.index.to_numpy(), test_df.index.to_numpy()
+        ridge = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(emb[tr], train_df["hs"])
+        return ridge.predict(emb[te])
+
+    return fit_predict
+
+
+def run_severity(
+    data: ClipData, config: LearnerConfig, run: RunFolder, *, verbose: int = 0
+) -> SeverityResult:
+    """Cross-validate every severity row on the scored videos of ``data``; export the best."""
+    data = scored(data)
+    folds = severity_folds(data, config)
+    comparators = {
+        ROWS[r][0]: _trained(r, data, config, run, verbose) for r in config.severity_rows
+    }
+    comparators[RANDOM_INIT] = _random_init(data, config)
+    print(f"severity: {len(data.table)} scored videos, {len(folds)} patient-grouped folds")
+    oof = run_cv(
+        data.table, comparators, folds=folds, target_col="hs", baselines=("mean",),
+        progress_path=run.path / "severity_oof_progress.csv", verbose=True,
+    )  # fmt: skip
+    per_fold = per_fold_metrics(oof, score_range=SCORE_RANGE)
+    for k, sub in per_fold.groupby("fold"):  # one summary line a fold
+        cells = "; ".join(
+            f"{r.comparator} Spearman {r.spearman:.3f} MAE {r.mae:.3f} QWK {r.qwk:.3f}"
+            for r in sub.itertuples()
+        )
+        print(f"severity fold {k + 1}/{len(folds)} ({sub['n'].iloc[0]} videos): {cells}")
+    table = summary_table(
+        per_fold, oof, metrics=METRICS, score_range=SCORE_RANGE,
+        n_boot=config.n_boot, seed=config.seed, digits=3,
+    )  # fmt: skip
+    tests = pd.concat(
+        [paired_tests_on_predictions(oof, kind) for kind in ERROR_KINDS], ignore_index=True
+    )
+    result = SeverityResult(table, per_fold, oof, tests, data.source)
+    if config.export:
+        if not run.stage_done("severity/export"):
+            run.set_aside("exports")
+            run.info["severity_export"] = export_severity(result, data, folds, config, run)
+            run.mark_stage_done("severity/export")
+        result.exports = run.info["severity_export"]
+    return result
+
+
+def best_row(per_fold: pd.DataFrame, config: LearnerConfig) -> str:
+    """The trained row with the lowest mean MAE over folds."""
+    names = {ROWS[r][0]: r for r in config.severity_rows}
+    mae = per_fold[per_fold["comparator"].isin(list(names))].groupby("comparator")["mae"].mean()
+    return names[mae.idxmin()]
+
+
+def export_severity(
+    result: SeverityResult, data: ClipData, folds, config: LearnerConfig, run: RunFolder
+) -> dict[str, str]:
+    """Export the best row's fold-0 model (loaded from its finished stage, not retrained)."""
+    row = best_row(result.per_fold, config)
+    train, test = folds[0]
+    pretrained = pretrain_model(row, data, train, config, run, stage_prefix="severity/fold0")
+    model = pretrained.scoring_model()
+    metadata = ExportMetadata(
+        task="regression",
+        input_size=config.frame_size,
+        channels=1,
+        preprocessing="unit",  # grey frames in [0, 1], as pre-training read them
+        input_kind="video",
+        frames_per_clip=config.n_frames,
+        frame_sampling="uniform",  # one clip a video (ClipReader(mode="uniform"), data.py)
+        target_name=TARGET,
+        target_range=SCORE_RANGE,
+        source=(
+            f"kerassev reproduce learner ({config.preset}); severity {ROWS[row][0]} fold 0 of "
+            f"{len(folds)}; run {run.path.name}"
+        ),
+    )
+    out = run.subdir("exports")
+    paths = export_model(model, out, name="lus_severity", tflite=False, metadata=metadata)
+    diffs = check_exports(model, paths, data.inputs(test[:2]), atol=1e-3)
+    held_out = data.table.iloc[test][["path", "patient_id", "hs"]].rename(columns={"hs": TARGET})
+    held_out.to_csv(out / "held_out_videos.csv", index=False)
+    note = (
+        f"{ROWS[row][0]} severity model, fold 0 (trained on folds 1-{len(folds) - 1}); input: "
+        f"{config.n_frames} uniform grey frames x {config.frame_size}px in [0, 1]; output: "
+        f"{TARGET} (0-3); held_out_videos.csv: fold 0's test patients, never trained on; "
+        f"max abs diff on reload: {diffs}"
+    )
+    (out / "README.txt").write_text(note + "\n")
+    return {
+        "row": row,
+        "keras": str(paths.keras_file),
+        "saved_model": str(paths.saved_model),
+        "held_out": str(out / "held_out_videos.csv"),
+        "note": note,
+    }

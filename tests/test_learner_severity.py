@@ -1,0 +1,102 @@
+"""Paper 02's severity stage (issue 20): patient-grouped CV of the encoder + score head against
+a random-init control and the training mean, its export, and ``kerassev predict`` on videos."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from kerassev.cli import main
+from kerassev.data.splits import assert_no_leakage
+from kerassev.exports import read_metadata
+from kerassev.io.video import read_clip, write_video
+from kerassev.recipes.learner import LearnerConfig
+from kerassev.recipes.learner.data import phantom_data
+from kerassev.recipes.learner.pairs import sf_bin
+from kerassev.recipes.learner.severity import MEAN, RANDOM_INIT, TARGET, run_severity
+from kerassev.runs import RunFolder
+
+T, S = 2, 16
+
+
+def _config(**kw):
+    base = dict(
+        phantom_patients=12, phantom_visits=(2, 3), n_frames=T, frame_size=S, width=4,
+        epochs=1, n_boot=20, severity_rows=("tsm_mse",), severity_folds=3,
+    )  # fmt: skip
+    return LearnerConfig.smoke(**{**base, **kw})
+
+
+def _scored_phantoms(config, tmp_path):
+    """Phantom clips with a 0-3 severity (the S/F bin; 3 = worst), some left unscored, and a
+    path per clip (the CV's row id)."""
+    data = phantom_data(config)
+    sev = sf_bin(data.table["sf_ratio"].to_numpy()).astype(float)
+    sev[::7] = np.nan  # unscored videos stay out of the severity stage
+    paths = [str(tmp_path / f"clip{i}.mp4") for i in range(len(data.table))]
+    data.table = data.table.assign(hs=sev, path=paths)
+    return data
+
+
+@pytest.mark.slow  # ~15 s alone, ~27 s on two busy cores
+def test_severity_cv_rows_controls_and_an_export_predict_reads(tmp_path, capsys):
+    config = _config()
+    data = _scored_phantoms(config, tmp_path)
+    run = RunFolder.create(tmp_path / "runs", "learner-test", config=config, seed=0)
+    result = run_severity(data, config, run)
+    out = capsys.readouterr().out
+    assert out.count("severity fold ") == 3 and "severity fold 3/3" in out  # a line a fold
+    comps = result.table["comparator"].tolist()
+    assert comps == [MEAN, "MSE (TSM)", RANDOM_INIT]
+    assert any("QWK" in c for c in result.table.columns)
+    n_scored = int(data.table["hs"].notna().sum())
+    assert (result.oof.groupby("comparator").size() == n_scored).all()  # every video once
+    mean = result.oof[result.oof["comparator"] == MEAN]
+    for k, sub in mean.groupby("fold"):  # the mean predictor: the training fold's mean
+        train = result.oof[(result.oof["comparator"] == MEAN) & (result.oof["fold"] != k)]
+        assert np.allclose(sub["y_pred"], train.drop_duplicates("row_id")["y_true"].mean())
+        assert_no_leakage(sub["patient_id"], train["patient_id"])
+    assert set(result.tests["metric"]) == {"abs_error", "sq_error"}
+    assert len(result.tests) == 2 * 3  # every two of the three rows, two error kinds
+
+    # the export: video metadata, and `kerassev predict` gives one row a video
+    meta = read_metadata(result.exports["keras"])
+    assert (meta.input_kind, meta.frames_per_clip, meta.frame_sampling) == ("video", T, "uniform")
+    assert meta.target_range == (0.0, 3.0) and meta.target_name == TARGET
+    assert (meta.channels, meta.preprocessing, meta.input_size) == (1, "unit", S)
+    held = pd.read_csv(result.exports["held_out"])
+    assert not set(held["patient_id"].astype(str)) & set(
+        result.oof.loc[result.oof["fold"] != 0, "patient_id"]
+    )  # fold 0's test patients: the exported model never trained on them
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(3):
+        write_video(videos / f"v{i}.mp4", np.repeat(data.clips[i], 3, axis=0))
+    write_video(videos / "short.mp4", data.clips[0][:1])  # fewer frames than T: skipped
+    preds = tmp_path / "preds.csv"
+    assert main(["predict", result.exports["keras"], str(videos), "--out", str(preds)]) == 0
+    table = pd.read_csv(preds)
+    assert len(table) == 3 and table["frames"].tolist() == [3 * T] * 3
+    assert {"path", TARGET, f"{TARGET}_rounded", "frames"} <= set(table.columns)
+    assert table[f"{TARGET}_rounded"].between(0, 3).all()
+    model = keras.models.load_model(result.exports["keras"])
+    clip = read_clip(videos / "v0.mp4", T, size=S, mode="uniform")[..., None]
+    assert table[TARGET].iloc[0] == pytest.approx(float(model(clip)[0, 0]), abs=1e-4)
+
+
+def test_resumed_severity_stage_trains_nothing_again(tmp_path, monkeypatch):
+    import kerassev.recipes.learner.severity as sev
+
+    config = _config(export=False, severity_folds=2)
+    data = _scored_phantoms(config, tmp_path)
+    run = RunFolder.create(tmp_path / "runs", "learner-test", config=config, seed=0)
+    first = run_severity(data, config, run)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished fold was trained again")
+
+    monkeypatch.setattr(sev, "pretrain_model", refuse)
+    again = run_severity(data, config, RunFolder.resume(run.path, "learner-test", config=config))
+    pd.testing.assert_frame_equal(first.oof, again.oof)
