@@ -57,11 +57,13 @@ def test_presets():
     assert cpu.image_size == 256 and cpu.backbone == "resnet50" and cpu.backbone_weights is None
     assert smoke.backbone == "tiny"
     boxes = np.array([[0, 0, 8, 8], [0, 0, 30, 30], [10, 10, 70, 70]], float)
-    m = smoke.model_config(num_classes=2, mean=0.4, std=0.2, lesion_boxes=boxes)
-    assert m.num_classes == 2 and m.image_size == 128 and m.scales_per_octave == 3
-    assert m.anchor_sizes[0] <= 10 and m.anchor_sizes[-1] < 70  # from the boxes, not 8..128
+    m = smoke.model_config(num_classes=2, mean=0.4, std=0.2)
+    assert m.num_classes == 2 and m.image_size == 128 and m.anchor_sizes[0] == 8
+    m = cpu.model_config(num_classes=1, mean=0.4, std=0.2, lesion_boxes=boxes)
+    assert m.scales_per_octave == 3 and m.norm == "group"
+    assert m.anchor_sizes[0] <= 10 and m.anchor_sizes[-1] < 70  # from the boxes, not 32..512
     with pytest.raises(ValueError, match="lesion boxes"):
-        smoke.model_config(num_classes=1, mean=0.4, std=0.2)
+        cpu.model_config(num_classes=1, mean=0.4, std=0.2)
     author = paper.model_config(num_classes=1, mean=0.4, std=0.2)  # COVID-CT-Mask-Net's
     assert author.anchor_sizes == (2, 4, 8, 16, 32) and author.anchors_every_level
     assert author.aspect_ratios == (0.1, 0.25, 0.5, 1.0, 1.5, 2.0)

@@ -67,29 +67,39 @@ class BoxPredictor(keras.layers.Layer):
 
 
 class MaskHead(keras.layers.Layer):
-    def __init__(self, channels: int = 256, num_convs: int = 4, **kwargs):
+    """``group_norm``: conv -> GroupNorm(32) -> ReLU, Detectron2's ``MaskRCNNConvUpsampleHead``
+    with ``norm="GN"`` (issue 19 fault 2); otherwise conv -> ReLU as torchvision."""
+
+    def __init__(self, channels: int = 256, num_convs: int = 4, group_norm: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.channels, self.num_convs = channels, num_convs
+        self.channels, self.num_convs, self.group_norm = channels, num_convs, group_norm
         self.convs = [
             layers.Conv2D(
                 channels,
                 3,
                 padding="same",
-                activation="relu",
+                activation=None if group_norm else "relu",
                 kernel_initializer="he_normal",
                 name=f"mask_fcn{i + 1}",
             )
             for i in range(num_convs)
         ]
+        self.norms = [
+            layers.GroupNormalization(min(32, channels), epsilon=1e-5, name=f"mask_gn{i + 1}")
+            for i in range(num_convs if group_norm else 0)
+        ]
 
     def call(self, rois):
         x, lead = _flat(rois)
-        for conv in self.convs:
+        for i, conv in enumerate(self.convs):
             x = conv(x)
+            if self.group_norm:
+                x = tf.nn.relu(self.norms[i](x))
         return _restore(x, lead)
 
     def get_config(self):
-        return {**super().get_config(), "channels": self.channels, "num_convs": self.num_convs}
+        return {**super().get_config(), "channels": self.channels, "num_convs": self.num_convs,
+                "group_norm": self.group_norm}  # fmt: skip
 
 
 class MaskPredictor(keras.layers.Layer):

@@ -76,6 +76,32 @@ class MaskRCNNConfig:
     xla_friendly: bool = False
     mean: float = 0.0  # global intensity mean / std of the training slices (in [0, 1] units)
     std: float = 1.0
+    # Issue 19 fault 2: "group" | "frozen_bn" | "bn" (fpn.py); "auto": frozen_bn with pretrained
+    # weights, group from scratch (Detectron2 / He et al. 2019). Resolved when the model is built.
+    norm: str = "auto"
+    # Issue 19 fault 3: what the backbone's first layer sees. "zscore": (x - mean) / std on three
+    # equal channels (paper 05's global normalisation); "caffe": the grey slice as BGR 0-255
+    # minus the ImageNet means, the input Keras' ResNet-50 weights were trained on. "auto":
+    # caffe with pretrained weights, zscore from scratch. Resolved when the model is built.
+    input_scale: str = "auto"
+
+
+#: Keras ResNet-50 "caffe" preprocessing: BGR channel means of ImageNet (0-255 scale).
+CAFFE_BGR_MEANS = (103.939, 116.779, 123.68)
+INPUT_SCALES = ("zscore", "caffe")
+
+
+def resolve(config: MaskRCNNConfig) -> MaskRCNNConfig:
+    """``config`` with "auto" ``norm`` / ``input_scale`` fixed from its weight source, so a
+    reloaded model (whose config drops the weights) keeps them."""
+    pretrained = config.backbone_weights is not None
+    norm = config.norm if config.norm != "auto" else ("frozen_bn" if pretrained else "group")
+    scale = config.input_scale
+    if scale == "auto":
+        scale = "caffe" if pretrained else "zscore"
+    if scale not in INPUT_SCALES:
+        raise ValueError(f"input_scale must be 'auto' or one of {INPUT_SCALES}, not {scale!r}")
+    return dataclasses.replace(config, norm=norm, input_scale=scale)
 
 
 def level_sizes(sizes, every_level: bool = False, scales_per_octave: int = 1) -> tuple:
@@ -95,7 +121,7 @@ class MaskRCNN(keras.Model):
             config = MaskRCNNConfig(
                 **{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
             )
-        self.config = c = config or MaskRCNNConfig()
+        self.config = c = resolve(config or MaskRCNNConfig())
         size = (c.image_size, c.image_size)
         self.anchor_generator = AnchorGenerator(
             sizes=level_sizes(c.anchor_sizes, c.anchors_every_level, c.scales_per_octave),
@@ -108,6 +134,7 @@ class MaskRCNN(keras.Model):
             weights=c.backbone_weights,
             channels=c.fpn_channels,
             tiny_width=c.tiny_width,
+            norm=c.norm,
         )
         self.rpn_head = RPNHead(self.anchor_generator.num_anchors_per_location, c.fpn_channels)
         xla = c.xla_friendly
@@ -115,7 +142,7 @@ class MaskRCNN(keras.Model):
         self.mask_roi_align = MultiLevelRoIAlign(14, 2, xla_friendly=xla, name="mask_roi_align")
         self.box_head = BoxHead(c.representation_size, name="box_head")
         self.box_predictor = BoxPredictor(c.num_classes, name="box_predictor")
-        self.mask_head = MaskHead(c.mask_channels, name="mask_head")
+        self.mask_head = MaskHead(c.mask_channels, group_norm=c.norm == "group", name="mask_head")
         self.mask_predictor = MaskPredictor(c.num_classes, c.mask_channels, name="mask_predictor")
         self.rpn_matcher = Matcher(0.7, 0.3, allow_low_quality_matches=True)
         self.roi_matcher = Matcher(0.5, 0.5, allow_low_quality_matches=False)
@@ -148,10 +175,34 @@ class MaskRCNN(keras.Model):
         return list(self.trackers.values())
 
     # ---------------------------------------------------------------- shared pieces
+    def backbone_inputs(self, images):
+        """Raw ``(B, S, S, 1)`` slices in [0, 1] -> the backbone's ``(B, S, S, 3)`` input scale."""
+        x = tf.cast(images, tf.float32)
+        if self.config.input_scale == "caffe":
+            return tf.repeat(x * 255.0, 3, axis=-1) - tf.constant(CAFFE_BGR_MEANS)
+        return tf.repeat((x - self.config.mean) / self.config.std, 3, axis=-1)
+
     def features(self, images, training=False):
         """FPN levels P2-P6 of raw ``(B, S, S, 1)`` slices (normalised inside)."""
-        x = (tf.cast(images, tf.float32) - self.config.mean) / self.config.std
-        return self.backbone(tf.repeat(x, 3, axis=-1), training=training)
+        return self.backbone(self.backbone_inputs(images), training=training)
+
+    @property
+    def trains_batch_norm(self) -> bool:
+        """Whether the backbone has batch norm layers that training updates (``norm="bn"``)."""
+        return any(
+            isinstance(x, keras.layers.BatchNormalization) and x.trainable
+            for x in self.backbone._flatten_layers(include_self=False)
+        )
+
+    def precise_batch_norm(self, images, batch_size: int = 8) -> int:
+        """Precise BN (``norm="bn"`` only): moving statistics of the backbone recomputed on raw
+        ``images (N, S, S, 1)`` under the current weights before evaluation; returns batches."""
+        if not self.trains_batch_norm:
+            return 0
+        from kerassev.models.batch_norm import recompute_batch_norm_statistics
+
+        x = self.backbone_inputs(tf.constant(images)).numpy()
+        return recompute_batch_norm_statistics(self.backbone, x, batch_size=batch_size)
 
     def box_branch(self, feats, rois):
         """Class logits and per-class deltas of ``rois (B, R, 4)``."""

@@ -49,6 +49,8 @@ class DetectorSettings:
     mask_roi_batch: int | None = None
     max_instances: int = 48
     detections_per_image: int = 100
+    norm: str = "auto"  # group | frozen_bn | bn; auto: frozen_bn with weights, else group
+    input_scale: str = "auto"  # zscore | caffe; auto: caffe for ImageNet weights, else zscore
     # Anchors (issue 19 fault 1): "author" = COVID-CT-Mask-Net's sizes (2, 4, 8, 16, 32) on every
     # level with ratios (0.1, 0.25, 0.5, 1, 1.5, 2) at 512 px, scaled with the input; "data" =
     # one octave per level from the training lesions' side quantiles (anchors.sizes_from_boxes),
@@ -130,6 +132,7 @@ class CtLesionsConfig(DetectorSettings, RunSettings):
             epochs=CPU_EPOCHS,
             learning_rate=1e-4,
             anchors="data",
+            norm="group",  # from scratch at batch 1 (issue 19 fault 2)
         )
         return cls(**{**values, **overrides})
 
@@ -153,7 +156,10 @@ class CtLesionsConfig(DetectorSettings, RunSettings):
             learning_rate=1e-3,
             train_limit=None,
             precision="float32",
-            anchors="data",
+            # CI speed: the pre-issue-19 smoke model (8..128 px anchors; the tiny backbone has no
+            # BN, so "bn" = no norm), the cpu preset carries the fixes
+            anchors="torchvision",
+            norm="bn",
         )
         return cls(**{**values, **overrides})
 

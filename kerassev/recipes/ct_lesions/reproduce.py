@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -26,7 +27,7 @@ from kerassev.training import discard_stage_checkpoints, fit_stage, read_stage_l
 
 from .anchors import anchor_report, format_report, model_boxes
 from .config import PAPER_SOURCE, RUN_KIND, CtLesionsConfig
-from .data import describe, intensity_stats, load_slices, training_dataset
+from .data import describe, intensity_stats, letterbox, load_slices, training_dataset
 from .evaluate import evaluate, overlap_table, predictor
 from .export import export_segmenter
 from .figures import masks_figure
@@ -103,6 +104,13 @@ def reproduce(
     if not run.stage_done("evaluate"):
         started = time.perf_counter()
         run.set_aside(*OUTPUTS)
+        # norm="bn" only: the moving averages of batch-1 training lag; recompute them (precise BN)
+        if model.trains_batch_norm:
+            model.precise_batch_norm(
+                np.stack(
+                    [letterbox(s.image, config.image_size)[..., None] for s in slices["train"]]
+                )
+            )
         call = tf.function(lambda x: model(x))
         predict = predictor(call, config.image_size)
         preds = [predict(s.image) for s in slices["test"]]
