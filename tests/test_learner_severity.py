@@ -100,3 +100,26 @@ def test_resumed_severity_stage_trains_nothing_again(tmp_path, monkeypatch):
     monkeypatch.setattr(sev, "pretrain_model", refuse)
     again = run_severity(data, config, RunFolder.resume(run.path, "learner-test", config=config))
     pd.testing.assert_frame_equal(first.oof, again.oof)
+
+
+@pytest.mark.slow
+def test_real_pocus_severity_export_predicts_held_out_videos(tmp_path, shared_data):
+    """On the real scored POCUS videos: the stage runs, and `kerassev predict` on the exported
+    model gives one row per held-out video (raw and rounded severity, frames read)."""
+    from kerassev.io.video import count_frames
+    from kerassev.recipes.learner.data import pocus_data
+
+    config = _config(severity_folds=2)
+    data = pocus_data(config, shared_data("lus_pocus"))
+    run = RunFolder.create(tmp_path / "runs", "learner-test", config=config, seed=0)
+    result = run_severity(data, config, run)
+    assert len(result.oof) == 3 * int(data.table["hs"].notna().sum())  # mean, MSE, random init
+    held = pd.read_csv(result.exports["held_out"]).drop_duplicates("patient_id").head(3)
+    preds = tmp_path / "preds.csv"
+    argv = ["predict", result.exports["saved_model"], *held["path"], "--out", str(preds)]
+    assert main(argv) == 0
+    table = pd.read_csv(preds)
+    assert table["path"].tolist() == held["path"].tolist()
+    assert table["frames"].tolist() == [count_frames(p) for p in held["path"]]
+    assert table[f"{TARGET}_rounded"].isin([0, 1, 2, 3]).all()
+    np.testing.assert_array_equal(table[f"{TARGET}_rounded"], np.clip(np.rint(table[TARGET]), 0, 3))
