@@ -103,6 +103,25 @@ def test_resumed_severity_stage_trains_nothing_again(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_export_fit_all_trains_on_every_scored_video(tmp_path):
+    config = _config(severity_folds=2, severity_export_fit="all")
+    data = _scored_phantoms(config, tmp_path)
+    run = RunFolder.create(tmp_path / "runs", "learner-test", config=config, seed=0)
+    result = run_severity(data, config, run)
+    assert run.stage_done("severity/all/tsm_mse") and "all 28 scored" in result.exports["note"]
+    assert pd.read_csv(result.exports["held_out"]).empty
+    assert run.info["severity_export"] == result.exports
+
+
+def test_unknown_export_fit_is_refused_before_training(tmp_path):
+    config = _config(severity_export_fit="best")
+    run = RunFolder.create(tmp_path / "runs", "learner-test", config=config, seed=0)
+    with pytest.raises(ValueError, match="severity_export_fit"):
+        run_severity(_scored_phantoms(config, tmp_path), config, run)
+    assert not run.info["stages_done"]
+
+
+@pytest.mark.slow
 def test_real_pocus_severity_export_predicts_held_out_videos(tmp_path, shared_data):
     """On the real scored POCUS videos: the stage runs, and `kerassev predict` on the exported
     model gives one row per held-out video (raw and rounded severity, frames read)."""

@@ -87,6 +87,9 @@ class LearnerConfig(RunSettings):  # + precision, distribution
     severity_rows: tuple[str, ...] = ("tsm_mse", "tsm_cl", "tsm_wcl")
     severity_folds: int = 5
     export: bool = True
+    # the exported model: "fold0" (trained on folds 1..K-1; fold 0's patients stay held out for a
+    # check on unseen videos) or "all" (one more pre-training on every scored video)
+    severity_export_fit: str = "fold0"
     seed: int = 0
     preset: str = "paper"
 

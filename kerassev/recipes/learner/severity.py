@@ -39,6 +39,7 @@ TARGET = "Lung Severity Score"
 METRICS = ("spearman", "mae", "qwk")
 RANDOM_INIT = "random-init TSM encoder + ridge (control)"
 MEAN = baseline_name("mean")
+EXPORT_FITS = ("fold0", "all")
 
 
 @dataclass
@@ -102,6 +103,10 @@ def run_severity(
     data: ClipData, config: LearnerConfig, run: RunFolder, *, verbose: int = 0
 ) -> SeverityResult:
     """Cross-validate every severity row on the scored videos of ``data``; export the best."""
+    if config.severity_export_fit not in EXPORT_FITS:
+        raise ValueError(
+            f"severity_export_fit must be one of {EXPORT_FITS}, got {config.severity_export_fit!r}"
+        )
     data = scored(data)
     folds = severity_folds(data, config)
     comparators = {
@@ -147,10 +152,16 @@ def best_row(per_fold: pd.DataFrame, config: LearnerConfig) -> str:
 def export_severity(
     result: SeverityResult, data: ClipData, folds, config: LearnerConfig, run: RunFolder
 ) -> dict[str, str]:
-    """Export the best row's fold-0 model (loaded from its finished stage, not retrained)."""
+    """Export the best row's fold-0 model (loaded from its finished stage, not retrained), or
+    with ``severity_export_fit="all"`` the same row pre-trained on every scored video."""
     row = best_row(result.per_fold, config)
-    train, test = folds[0]
-    pretrained = pretrain_model(row, data, train, config, run, stage_prefix="severity/fold0")
+    if config.severity_export_fit == "all":
+        train, test, prefix = np.arange(len(data.table)), np.arange(0), "severity/all"
+        trained_on = f"all {len(train)} scored videos"
+    else:
+        (train, test), prefix = folds[0], "severity/fold0"
+        trained_on = f"fold 0 of {len(folds)} (trained on folds 1-{len(folds) - 1})"
+    pretrained = pretrain_model(row, data, train, config, run, stage_prefix=prefix)
     model = pretrained.scoring_model()
     metadata = ExportMetadata(
         task="regression",
@@ -163,19 +174,20 @@ def export_severity(
         target_name=TARGET,
         target_range=SCORE_RANGE,
         source=(
-            f"kerassev reproduce learner ({config.preset}); severity {ROWS[row][0]} fold 0 of "
-            f"{len(folds)}; run {run.path.name}"
+            f"kerassev reproduce learner ({config.preset}); severity {ROWS[row][0]}, "
+            f"{trained_on}; run {run.path.name}"
         ),
     )
     out = run.subdir("exports")
     paths = export_model(model, out, name="lus_severity", tflite=False, metadata=metadata)
-    diffs = check_exports(model, paths, data.inputs(test[:2]), atol=1e-3)
+    diffs = check_exports(model, paths, data.inputs(train[:2]), atol=1e-3)
     held_out = data.table.iloc[test][["path", "patient_id", "hs"]].rename(columns={"hs": TARGET})
     held_out.to_csv(out / "held_out_videos.csv", index=False)
     note = (
-        f"{ROWS[row][0]} severity model, fold 0 (trained on folds 1-{len(folds) - 1}); input: "
+        f"{ROWS[row][0]} severity model, {trained_on}; input: "
         f"{config.n_frames} uniform grey frames x {config.frame_size}px in [0, 1]; output: "
-        f"{TARGET} (0-3); held_out_videos.csv: fold 0's test patients, never trained on; "
+        f"{TARGET} (0-3); held_out_videos.csv: the patients it never trained on "
+        f"({len(held_out)} videos); "
         f"max abs diff on reload: {diffs}"
     )
     (out / "README.txt").write_text(note + "\n")
