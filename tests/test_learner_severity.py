@@ -59,7 +59,8 @@ def test_severity_cv_rows_controls_and_an_export_predict_reads(tmp_path, capsys)
         assert np.allclose(sub["y_pred"], train.drop_duplicates("row_id")["y_true"].mean())
         assert_no_leakage(sub["patient_id"], train["patient_id"])
     assert set(result.tests["metric"]) == {"abs_error", "sq_error"}
-    assert len(result.tests) == 2 * 3  # every two of the three rows, two error kinds
+    assert len(result.tests) == 2 * 2 * 3  # every two of three rows, two error kinds, two levels
+    assert set(result.tests["level"]) == {"video", "patient"}
 
     # the export: video metadata, and `kerassev predict` gives one row a video
     meta = read_metadata(result.exports["keras"])

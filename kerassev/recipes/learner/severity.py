@@ -7,7 +7,7 @@ the contrastive term alongside as in Algorithm 1), a random-init control (the sa
 encoder, ridge regression on its frozen embeddings fitted on the training fold) and the training
 fold's mean (``run_cv``'s mean baseline). Per-video Spearman, MAE and quadratic-weighted kappa
 (rounded predictions, :func:`kerassev.stats.metrics.qwk`) with patient-bootstrap CIs
-(:func:`kerassev.stats.tables.summary_table`), and paired tests on per-video errors.
+(:func:`kerassev.stats.tables.summary_table`), and paired tests on per-video and per-patient errors.
 
 Resumable: ``run_cv`` saves each finished (comparator, fold) and every pre-training is a
 ``fit_stage``. The fold-0 model of the row with the lowest MAE is exported (``.keras`` +
@@ -129,9 +129,15 @@ def run_severity(
         per_fold, oof, metrics=METRICS, score_range=SCORE_RANGE,
         n_boot=config.n_boot, seed=config.seed, digits=3,
     )  # fmt: skip
+    # per video (more pairs; a patient's videos are correlated) and per patient-mean error
     tests = pd.concat(
-        [paired_tests_on_predictions(oof, kind) for kind in ERROR_KINDS], ignore_index=True
-    )
+        [
+            paired_tests_on_predictions(oof, kind, level=level).assign(level=level)
+            for level in ("image", "patient")
+            for kind in ERROR_KINDS
+        ],
+        ignore_index=True,
+    ).replace({"level": {"image": "video"}})
     result = SeverityResult(table, per_fold, oof, tests, data.source)
     if config.export:
         if not run.stage_done("severity/export"):
