@@ -22,6 +22,7 @@ def _config():
     return CovidSSLConfig.smoke(
         methods=("cross", "simclr"), low_shot=(0.1, 1.0), low_shot_methods=("cross",),
         bootstrap_resamples=100, finetune_epochs=2, last_epochs=2,
+        finetune_lr_grid=(0.03,),  # the lr-search wiring at one extra fine-tune per row
     )  # fmt: skip
 
 
@@ -75,6 +76,8 @@ def test_table2_low_shot_probe_and_skips(shared_data, smoke_run):
         ).is_file()
     for name in ("views", "ssl_curves", "fig3_low_shot", "fig4_confusion"):
         assert (run / "figures" / f"{name}.png").is_file()
+    searched = pd.read_csv(run / "tables" / "lr_search.csv")  # one validated lr per trained row
+    assert sorted(searched.loc[searched.chosen, "row"]) == ["cross", "scratch", "simclr"]
     assert not list((run / "checkpoints").glob("*.weights.h5"))  # products kept, checkpoints gone
 
 
@@ -178,3 +181,42 @@ def test_the_whole_recipe_runs_in_bf16_and_exports_float32(shared_data, data, tm
     png = sorted((shared_data("covid_radiography") / "COVID" / "images").glob("*.png"))[:1]
     table, skipped = predict_files(result.exports["keras"], png)
     assert len(table) == 1 and not len(skipped)
+
+
+def test_finetune_lr_is_chosen_on_a_validation_split_of_the_training_images(
+    data, tmp_path, monkeypatch
+):
+    """Issue 18: each lr is scored on held-out *training* images, the best validation AUC wins
+    (ties: the smaller lr), and the test images are never passed in."""
+    from kerassev.recipes.covid_ssl import lr_search
+    from kerassev.runs import RunFolder
+
+    fit, val = lr_search.validation_split(data.labels, data.train_idx, 0.2, seed=0)
+    assert not set(val) & set(data.test_idx) and not set(fit) & set(val)
+    assert set(fit) | set(val) == set(data.train_idx) and len(val) == 80
+    x = np.arange(len(data.labels), dtype=np.float32)  # an image's "pixels" = its index
+    quality = {0.003: 0.0, 0.01: 1.0, 0.03: 1.0}  # 0.01 and 0.03 tie: the smaller must win
+    seen = []
+
+    def fake_fine_tune(model, x_fit, y_fit, x_val, config, *, run, stage, verbose):
+        seen.append((set(x_fit.astype(int)), set(x_val.astype(int)), stage))
+        y = data.labels[x_val.astype(int)] == data.positive
+        rng = np.random.default_rng(0)
+        score = np.where(rng.random(len(y)) < quality[config.finetune_lr], y, rng.random(len(y)))
+        probs = np.zeros((1, len(y), len(data.classes)))
+        probs[0, :, data.positive] = score
+        return probs
+
+    monkeypatch.setattr(lr_search, "fine_tune", fake_fine_tune)
+    monkeypatch.setattr(lr_search, "build_classifier", lambda *a, **k: None)
+    config = CovidSSLConfig.smoke(finetune_lr_grid=(0.03, 0.003, 0.01))
+    assert "per row from 0.03/0.003/0.01" in config.describe()
+    run = RunFolder.create(tmp_path, "covid_ssl", config={}, seed=0)
+    best, table = lr_search.choose_finetune_lr(config, data, run, "scratch", None, None, x)
+    assert best == 0.01 and table.set_index("lr").chosen.to_dict() == {
+        0.03: False, 0.003: False, 0.01: True
+    }  # fmt: skip
+    assert table.set_index("lr").validation_auc[0.003] < 0.7 < table.validation_auc.max()
+    test = set(data.test_idx)
+    for x_fit, x_val, stage in seen:
+        assert not (x_fit | x_val) & test and x_val == set(val) and stage.startswith("lr_search/")

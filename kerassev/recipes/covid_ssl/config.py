@@ -80,6 +80,10 @@ class CovidSSLConfig(RunSettings):  # + precision, distribution
     finetune_epochs: int = 30
     finetune_batch_size: int = 64  # not given by the paper
     finetune_lr: float | None = None  # None: lr (the paper uses one optimiser for both stages)
+    # lr per Table 2 row chosen on a validation split of the training images (lr_search.py);
+    # empty: every row fine-tunes at finetune_lr
+    finetune_lr_grid: tuple[float, ...] = ()
+    lr_validation_fraction: float = 0.2
     finetune_schedule: str = "constant"  # the paper gives none; "cosine": warm-up + cosine decay
     finetune_warmup_epochs: int = 0  # linear warm-up (with "cosine")
     precise_bn: bool = True  # re-estimate BN statistics before each test prediction (finetune.py)
@@ -206,10 +210,16 @@ class CovidSSLConfig(RunSettings):  # + precision, distribution
             f"fine-tuning; SSL {self.ssl_epochs} epochs (batch {self.ssl_batch_size}, lr "
             f"{self.lr * self.ssl_batch_size / 256:.4g}); fine-tune "
             f"{self.finetune_epochs} epochs (batch {self.finetune_batch_size}, lr "
-            f"{self.lr if self.finetune_lr is None else self.finetune_lr} {self.finetune_schedule}"
+            f"{self._finetune_lr_text()} {self.finetune_schedule}"
             f"{', precise BN' if self.precise_bn else ''}), mean over the last {self.last_epochs}; "
             f"seed {self.seed}"
         )
+
+    def _finetune_lr_text(self) -> str:
+        if self.finetune_lr_grid:
+            grid = "/".join(f"{lr:g}" for lr in self.finetune_lr_grid)
+            return f"per row from {grid} on a {self.lr_validation_fraction:.0%} validation split"
+        return f"{self.lr if self.finetune_lr is None else self.finetune_lr}"
 
 
 PRESETS = ("smoke", "cpu", "paper")

@@ -39,6 +39,7 @@ from . import figures
 from .config import LABELS, OURS, PAPER_SOURCE, RUN_KIND, CovidSSLConfig
 from .data import CovidData, load_data
 from .finetune import build_classifier, fine_tune
+from .lr_search import choose_finetune_lr
 from .probe import frozen_features, linear_probe, probe_vs_control
 from .table import low_shot_table, paired_tests, table2
 
@@ -151,6 +152,11 @@ def _finetune_all(config, data, run, sources, x, verbose):
     n_classes = len(data.classes)
     full, lowshot = {}, {}
     for row, (source, weights) in sources.items():
+        row_config = config
+        if config.finetune_lr_grid:  # issue 18: lr per row on a validation split, never test
+            lr, searched = choose_finetune_lr(config, data, run, row, source, weights, x, verbose)
+            searched.to_csv(run.subdir("lr_search") / f"{row}.csv", index=False)
+            row_config = dataclasses.replace(config, finetune_lr=lr)
         for fraction in _fractions(config, row):
             subset = low_shot_subset(
                 data.table,
@@ -168,7 +174,7 @@ def _finetune_all(config, data, run, sources, x, verbose):
                 run.subdir("models") / f"classifier_{row}.weights.h5" if fraction == 1.0 else None
             )
             probs = fine_tune(
-                model, x[subset], labels[subset], x[test], config,
+                model, x[subset], labels[subset], x[test], row_config,
                 run=run, stage=f"finetune/{row}/{pct}", keep_weights=keep, verbose=verbose,
             )  # fmt: skip
             lowshot[(row, fraction)] = probs
@@ -302,6 +308,11 @@ def _write_outputs(result: CovidSSLResult, data: CovidData, full, finals) -> Non
         [log.assign(method=k) for k, log in result.ssl_logs.items()] or [pd.DataFrame()]
     ).to_csv(tables / "ssl_logs.csv", index=False)
     data.excluded.to_csv(tables / "pool_excluded_test_lookalikes.csv", index=False)
+    searched = sorted(run.subdir("lr_search").glob("*.csv"))
+    if searched:  # the validation AUC of every lr tried per row, the chosen one marked
+        df = pd.concat([pd.read_csv(f) for f in searched])
+        df.to_csv(tables / "lr_search.csv", index=False)
+        (tables / "lr_search.md").write_text(f"{base}\n\n{to_markdown(df)}")
     figs = run.subdir("figures")
     methods = [r if r != OURS else "cross" for r in result.ssl_logs]
     if methods:
