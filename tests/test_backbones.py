@@ -40,6 +40,14 @@ def test_resnet50_shapes_and_names(reference):
     assert spatial.output_shape == (None, 2, 2, 2048)
 
 
+def test_resnet18_is_a_pooled_random_init_backbone(offline):
+    model = build_backbone("resnet18", input_shape=(32, 32, 3))
+    assert model.output_shape == (None, 512) and model.count_params() < 12_000_000
+    with pytest.raises(BackboneWeightsError, match="resnet18 has no ImageNet weights"):
+        build_backbone("resnet18", weights="imagenet", input_shape=(32, 32, 3))
+    assert offline == []  # no probe: there is nothing to download
+
+
 def test_imagenet_offline_fails_fast_with_instructions(offline):
     start = time.monotonic()
     with pytest.raises(BackboneWeightsError) as err:

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from kerassev.models import backbones
@@ -26,8 +27,6 @@ def test_paper_preset_holds_the_papers_numbers():
 def test_smoke_preset_shrinks_size_data_and_epochs_and_gives_the_head_more():
     paper, smoke = MraleConfig.paper(), MraleConfig.smoke()
     same = (
-        "projection_dim",
-        "predictor_hidden",
         "l2",
         "head_units",
         "head_lr",
@@ -44,6 +43,10 @@ def test_smoke_preset_shrinks_size_data_and_epochs_and_gives_the_head_more():
     for name in same:
         assert getattr(paper, name) == getattr(smoke, name), name
     assert smoke.ssl_stage_b.train == paper.ssl_stage_b.train
+    # a smaller network at smoke (issue 23): tiny CNN, 256-d projector, 64-unit predictor
+    assert (paper.backbone, smoke.backbone) == ("resnet50", "tiny_cnn")
+    assert smoke.projection_dim < paper.projection_dim
+    assert smoke.predictor_hidden < paper.predictor_hidden
     assert smoke.image_size < paper.image_size and smoke.phantom_patients < paper.phantom_patients
     assert smoke.ssl_stage_a.epochs < paper.ssl_stage_a.epochs
     assert smoke.finetune_epochs < paper.finetune_epochs
@@ -91,6 +94,20 @@ def test_imagenet_row_is_skipped_offline_with_how_to_fix(monkeypatch, tmp_path):
     local = tmp_path / "resnet50_notop.h5"
     local.write_bytes(b"")
     assert mrale_reproduce.resolve_imagenet_weights(str(local)) == (str(local), None)
+    # a backbone with no ImageNet weights (the smoke preset's) skips the row even with a file
+    weights, reason = mrale_reproduce.resolve_imagenet_weights(str(local), "tiny_cnn")
+    assert weights is None and "tiny_cnn has no ImageNet weights" in reason
+
+
+def test_smoke_preset_trains_its_backbone_and_names_it():
+    smoke, paper = MraleConfig.smoke(), MraleConfig.paper()
+    assert paper.encoder_spec().backbone == "resnet50" and paper.projection_dim == 2048
+    assert smoke.encoder_spec().backbone == smoke.backbone == "tiny_cnn"
+    assert "tiny_cnn" in smoke.describe()
+    table = pd.DataFrame({"comparator": ["resnet50_scratch", "mean baseline"]})
+    labelled = mrale_reproduce._label_rows(table, "tiny_cnn")
+    assert labelled.loc[0, "model"] == "tiny_cnn regressor (from scratch, no SSL)"
+    assert mrale_reproduce._label_rows(table).loc[0, "model"].startswith("ResNet-50 regressor")
 
 
 def test_report_says_collapsed_when_the_monitor_ends_below_threshold():

@@ -72,6 +72,7 @@ def test_paper01_job_with_imagenet_weights_in_keras_home_lands_where_sagemaker_e
             "paper": "mrale",
             "preset": "smoke",
             "comparators": "ssl_imagenet",
+            "backbone": "resnet50",  # the smoke preset's tiny CNN has no ImageNet weights
             "subscore_head": False,
             "image_size": 32,
             "n_folds": 2,
@@ -113,7 +114,9 @@ def test_paper01_job_with_imagenet_weights_in_keras_home_lands_where_sagemaker_e
     mae = next(c for c in table.columns if c.startswith("MAE mean"))
     assert "to" in str(table.loc["ssl_imagenet", mae])  # an estimate with its CI
     # with no SSL steps the encoder's backbone is exactly the cached file's weights
-    encoder = build_ssl_encoder(MraleConfig.smoke(image_size=32).encoder_spec())
+    encoder = build_ssl_encoder(
+        MraleConfig.smoke(image_size=32, backbone="resnet50").encoder_spec()
+    )
     encoder.load_weights(run / "models" / "encoder_imagenet.weights.h5")
     for a, b in zip(
         encoder.get_layer("resnet50").get_weights(), reference.get_weights(), strict=True

@@ -5,6 +5,7 @@ path to a local ``.h5`` / ``.weights.h5`` file. ``"imagenet"`` never hangs witho
 Keras cache file is used when present, otherwise a 2-second connectivity probe runs before Keras
 is allowed to download, and a :class:`BackboneWeightsError` explains how to supply the file.
 
+``name="resnet18"`` is He et al.'s ResNet-18 (:mod:`kerassev.models.resnet18`, random init only);
 ``name="tiny_cnn"`` is a few-layer stand-in with the same interface, for tests and smoke runs.
 """
 
@@ -124,8 +125,20 @@ def _tiny_cnn(input_shape, pooling, weights):
     return keras.Model(inputs, x, name="tiny_cnn")
 
 
+def _resnet18(input_shape, pooling, weights):
+    """ResNet-18 (512-d pooled), ~1/2 ResNet-50's FLOPs and ~1/2 its weights: smoke presets."""
+    if weights == "imagenet":
+        raise BackboneWeightsError("resnet18 has no ImageNet weights; use weights=None or a file")
+    if pooling != "avg":
+        raise ValueError(f"resnet18 is built average-pooled only, got pooling={pooling!r}")
+    from kerassev.models.resnet18 import build_resnet18
+
+    return build_resnet18(input_shape)
+
+
 BACKBONES = {
     "resnet50": (_resnet50, RESNET50_NOTOP_FILE, RESNET50_NOTOP_URL),
+    "resnet18": (_resnet18, None, None),
     "tiny_cnn": (_tiny_cnn, None, None),
 }
 

@@ -66,6 +66,9 @@ class MraleConfig(RunSettings):  # + precision, distribution
     augment_policy: str = "mrale"  # flip, colour jitter, colour drop; no crop
     # SimSiam is the paper's; any of kerassev.models.ssl.METHODS trains the same encoder instead
     ssl_method: str = "simsiam"
+    # §2.1's ResNet-50; any name in kerassev.models.backbones.BACKBONES trains instead (the smoke
+    # preset's smaller one has no ImageNet weights, so its ssl_imagenet row is skipped)
+    backbone: str = "resnet50"
     projection_dim: int = 2048
     predictor_hidden: int = 512
     l2: float = 1e-3
@@ -108,13 +111,21 @@ class MraleConfig(RunSettings):  # + precision, distribution
 
     @classmethod
     def smoke(cls, **overrides) -> MraleConfig:
-        """Shrinks image size, data and SSL/fine-tune/scratch epochs; architecture and schedule
-        shape are kept. One epoch count grows: ``head_epochs`` 20 -> 30, because ~100 phantom
+        """Shrinks image size, data, network and SSL/fine-tune/scratch epochs; the schedule's
+        shape (stages, folds, comparators, head) is kept. The network is the suite's tiny CNN
+        with a 256-d projector: ResNet-50 at 64 px, its per-epoch checkpoints (weights + Adam,
+        ~280 MB each) and its export made up most of the smoke run's 14 minutes on two CPU
+        cores (issue 23), and the smoke run shows the story and checks the wiring, not
+        ResNet-50's numbers (no ImageNet weights for it, so ssl_imagenet is skipped).
+        One epoch count grows: ``head_epochs`` 20 -> 30, because ~100 phantom
         images give a fold only ~5 head steps per epoch of batch 16 (the paper's 2,599 images
         at batch 32: ~65), and the head trains on precomputed embeddings, so the extra epochs
         cost little. Precision is pinned to float32 (see ``precision``)."""
         smoke = dataclasses.replace(
             cls(),
+            backbone="tiny_cnn",
+            projection_dim=256,
+            predictor_hidden=64,
             image_size=64,
             batch_size=16,
             phantom_patients=48,
@@ -153,7 +164,7 @@ class MraleConfig(RunSettings):  # + precision, distribution
         """ResNet-50 (no top, average-pooled) + 2048-d projector (+ predictor) of §2.1."""
         return EncoderSpec(
             method=self.ssl_method,
-            backbone="resnet50",
+            backbone=self.backbone,
             image_size=self.image_size,
             projection_dim=self.projection_dim,
             predictor_hidden=self.predictor_hidden,
@@ -162,7 +173,7 @@ class MraleConfig(RunSettings):  # + precision, distribution
 
     def describe(self) -> str:
         return (
-            f"preset={self.preset}, {self.image_size}px, batch {self.batch_size}, "
+            f"preset={self.preset}, {self.backbone}, {self.image_size}px, batch {self.batch_size}, "
             f"{self.n_folds}-fold CV, SSL {self.ssl_stage_a.epochs}+{self.ssl_stage_b.epochs} epochs, "
             f"head {self.head_epochs} + fine-tune {self.finetune_epochs} epochs, seed {self.seed}"
             + ("" if self.resize_mode == "crop" else f", resize {self.resize_mode}")

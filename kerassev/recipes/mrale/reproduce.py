@@ -138,10 +138,14 @@ def ssl_health(logs: dict[str, pd.DataFrame], threshold: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["init", "z_std_ratio", "threshold", "verdict"])
 
 
-def resolve_imagenet_weights(weights: str | None) -> tuple[str | None, str | None]:
+def resolve_imagenet_weights(
+    weights: str | None, backbone: str = "resnet50"
+) -> tuple[str | None, str | None]:
     """(weights to use, reason for skipping): a given file, else the Keras-cache file
     (``$KERAS_HOME/models/`` or ``~/.keras/models/``), else a download when online; offline
-    without a file the ImageNet row is skipped."""
+    without a file, or for a backbone without ImageNet weights, the ImageNet row is skipped."""
+    if backbone != "resnet50":
+        return None, f"backbone {backbone} has no ImageNet weights (the paper's is resnet50)"
     if weights:
         if not Path(weights).is_file():
             return None, f"--weights file {weights} does not exist"
@@ -196,7 +200,7 @@ def reproduce_mrale(
         init = ssl_inits[name]
         init_weights = None
         if init == "imagenet":
-            init_weights, reason = resolve_imagenet_weights(weights)
+            init_weights, reason = resolve_imagenet_weights(weights, config.backbone)
             if reason:
                 skipped[name] = reason
                 continue
@@ -277,7 +281,7 @@ def reproduce_mrale(
         run=run,
         config=config,
         data_source=data.source,
-        table=_label_rows(table),
+        table=_label_rows(table, config.backbone),
         per_fold=per_fold,
         oof=oof,
         tests=tests,
@@ -308,10 +312,14 @@ def _seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def _label_rows(table: pd.DataFrame) -> pd.DataFrame:
+def _label_rows(table: pd.DataFrame, backbone: str = "resnet50") -> pd.DataFrame:
+    """Adds the human-readable "model" column, naming the backbone that really ran."""
     table = table.copy()
     first = table.columns[0]
-    table.insert(1, "model", table[first].map(lambda c: COMPARATOR_LABELS.get(c, c)))
+    labels = table[first].map(lambda c: COMPARATOR_LABELS.get(c, c))
+    if backbone != "resnet50":  # e.g. the smoke preset's tiny CNN in the from-scratch row
+        labels = labels.str.replace("ResNet-50", backbone, regex=False)
+    table.insert(1, "model", labels)
     return table
 
 
