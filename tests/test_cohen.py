@@ -259,6 +259,9 @@ def test_cli_builds_the_config():
     cfg = config_from_args(args)
     assert cfg.preset == "smoke" and cfg.n_splits == 50 and not cfg.random_control
     assert cfg.ssl.image_size == 64 and cfg.ssl.epochs == 2
+    # smoke trains a ResNet-18 (issue 23: minutes on two CPU cores), the paper a ResNet-50
+    assert cfg.backbone == "resnet18" and cohen.CohenConfig.paper().backbone == "resnet50"
+    assert cohen.BACKBONE_NAMES[cfg.backbone] == "ResNet-18"
     args = parser.parse_args(["cohen", "--preset", "paper", "--out", "o", "--no-ssl"])
     cfg = config_from_args(args)
     assert cfg.ssl is None and cfg.resnet_image_size == 224 and cfg.n_splits == 50

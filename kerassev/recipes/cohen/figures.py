@@ -33,6 +33,15 @@ def tsne_embedding(
     feature's scale dominates the distances; more than ``pca_dims`` dimensions are first reduced
     with PCA (the usual t-SNE practice, and what keeps 2048-d features fast).
     """
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    # One OpenMP thread: on two busy cores (CI's two pytest workers, TensorFlow) a second
+    # thread spin-waits at every barrier: 30 s instead of 1.6 s for 558 points (issue 23).
+    with threadpool_limits(limits=1):
+        return _tsne(features, perplexity=perplexity, seed=seed, pca_dims=pca_dims)
+
+
+def _tsne(features, *, perplexity: float, seed: int, pca_dims: int) -> np.ndarray:
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
