@@ -25,7 +25,11 @@ import tensorflow as tf
 
 from kerassev.distribute import scale_for_replicas
 from kerassev.models.detection.affinity import AffinityLayer
-from kerassev.models.detection.affinity_branches import ClassificationBranch, MaskFeatures
+from kerassev.models.detection.affinity_branches import (
+    ClassificationBranch,
+    MaskFeatures,
+    copy_branch_weights,
+)
 from kerassev.models.detection.mask_rcnn import MaskRCNN
 from kerassev.models.detection.roi_selection import RoISelectionConfig, classification_rois
 from kerassev.models.detection.rpn import propose
@@ -41,7 +45,9 @@ class AffinityConfig:
     roi_nms: float = 0.25
     roi_min_size: float = 1e-2
     feature_channels: int = 256  # C of the lesion-mask features
-    hidden: int = 1024  # width of the two FC layers (not given in the paper)
+    hidden: int = 128  # width of the two FC layers (not in the paper; the author's code: 128)
+    vectorise: str = "conv"  # the author's conv vectorisation; "mean": a spatial mean
+    affinity_init: str = "normal"  # W1, w2 ~ N(0, 1) as the author's torch.randn; or "glorot"
     num_image_classes: int = len(IMAGE_CLASSES)
 
 
@@ -59,14 +65,18 @@ class AffinityMaskRCNN(MaskRCNN):
         )
         self.mask_features = MaskFeatures(a.feature_channels, name="mask_features")
         self.affinity = AffinityLayer(
-            a.affinities, a.sieve_stages, a.hidden, a.num_image_classes, name="affinity"
-        )
+            a.affinities, a.sieve_stages, a.hidden, a.num_image_classes,
+            vectorise=a.vectorise, affinity_init=a.affinity_init, name="affinity",
+        )  # fmt: skip
         self.image_loss_fn = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
         for name in ("segmentation_loss", "image_class"):
             self.trackers[name] = keras.metrics.Mean(name=name)
         self._last_features = None
         rois = tf.zeros((1, a.roi_batch, 7, 7, c.fpn_channels))
         self.classification_branch(rois)
+        # the author's model starts the classification branch as a copy of the detector's box
+        # branch; without this, the first epoch selects RoIs with random weights (fault 7)
+        copy_branch_weights([self.box_head, self.box_predictor], [self.classification_branch])
         feats = self.mask_features(tf.zeros((1, a.roi_batch, 14, 14, c.fpn_channels)))
         self.affinity(feats)
 

@@ -58,7 +58,9 @@ class CtAffinityConfig(DetectorSettings, RunSettings):  # + the detector's field
     roi_nms: float = 0.25
     sieve_stages: int = 3  # N
     feature_channels: int = 256  # C of the lesion-mask features (8 x 256 x 28 x 28)
-    hidden: int = 1024  # the two FC layers (width not given in the paper)
+    hidden: int = 128  # the two FC layers (not given in the paper; the author's code: 128)
+    vectorise: str = "conv"  # the author's conv vectorisation (affinity.py); "mean" to compare
+    affinity_init: str = "normal"  # W1, w2 ~ N(0, 1) as the author's; "glorot"
     # training (Algorithm 1)
     epochs: int = 100
     batch_size: int = 1
@@ -162,6 +164,8 @@ class CtAffinityConfig(DetectorSettings, RunSettings):  # + the detector's field
             roi_nms=self.roi_nms,
             feature_channels=self.feature_channels,
             hidden=self.hidden,
+            vectorise=self.vectorise,
+            affinity_init=self.affinity_init,
         )
 
     def describe(self) -> str:
