@@ -136,6 +136,7 @@ def test_presets_and_cli_config():
     args = parser.parse_args(["--preset", "cpu", "--out", "o", "--set", "ssl_epochs=3"])
     cfg = config_from_args(args)
     assert cfg.preset == "cpu" and cfg.ssl_epochs == 3 and cfg.image_size == 64
+    assert cfg.finetune_lr_grid == (0.003, 0.01)  # lr per row on a validation split
     with pytest.raises(ValueError, match="unknown SSL methods"):
         CovidSSLConfig.smoke(methods=("mocov3",))
 
