@@ -188,6 +188,7 @@ def fit_stage(
     extra_callbacks: list | None = None,
     verbose: int = 0,
     progress_leave: bool = True,
+    backup: bool = True,
     **fit_kwargs,
 ) -> pd.DataFrame:
     """Train ``model`` for one stage, or load its weights if the run already finished it.
@@ -197,6 +198,8 @@ def fit_stage(
     :class:`ModelState` for reusing one compiled model across folds). ``fit_kwargs`` (e.g. ``batch_size``) go to ``fit``.
     ``verbose=1``: one progress bar for the stage (``progress_leave=False`` clears it when
     done); ``verbose=2``: Keras' line per epoch. Returns the stage's per-epoch log.
+    ``backup=False`` skips the per-epoch checkpoint, for stages cheaper to rerun from their start
+    than to checkpoint (a head on precomputed embeddings); a killed one then starts over.
     """
     final = stage_weights_path(run, stage)
     if run.stage_done(stage):
@@ -217,9 +220,14 @@ def fit_stage(
     if compile_fn is not None:
         compile_fn(model)
     if epochs > 0:
+        # First, so the backup is on disk before anything else reacts to the epoch.
+        # double_checkpoint: the previous epoch's backup is kept, and Keras falls back on it
+        # when a kill mid-write left the newest unreadable (seen once epochs took milliseconds,
+        # issue 23).
+        backup_dir = str(stage_backup_dir(run, stage))
+        backups = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True)]
         callbacks = [
-            # First, so the backup is on disk before anything else reacts to the epoch.
-            keras.callbacks.BackupAndRestore(str(stage_backup_dir(run, stage))),
+            *(backups if backup else []),
             # Before the loggers, so metrics they add to the epoch logs (SSL's online k-NN
             # monitor) reach the CSV and TensorBoard.
             *(extra_callbacks or []),

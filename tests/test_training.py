@@ -8,6 +8,7 @@ from kerassev.training import (
     fit_stage,
     read_stage_log,
     save_model_weights,
+    stage_backup_dir,
     stage_weights_path,
 )
 
@@ -79,6 +80,31 @@ def test_killed_stage_resumes_from_last_epoch(tmp_path):
     assert counter.seen == [3, 4]  # epochs 0-2 were not trained again
     assert list(logs["epoch"]) == [0, 1, 2, 3, 4]
     assert resumed.stage_done("head/fold0") and stage_weights_path(resumed, "head/fold0").is_file()
+
+
+def test_a_backup_left_half_written_by_a_kill_falls_back_to_the_previous_epoch(tmp_path):
+    x, y = _data()
+    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
+    kw = dict(run=run, stage="a", epochs=4, compile_fn=_compile)
+    with pytest.raises(_Killed):
+        fit_stage(_model(), (x, y), extra_callbacks=[_KillAtEpoch(3)], **kw)
+    (newest,) = stage_backup_dir(run, "a").glob("*.weights.h5")
+    newest.write_bytes(b"killed mid-write")
+    counter = _CountEpochs()
+    fit_stage(_model(), (x, y), extra_callbacks=[counter], **kw)
+    assert counter.seen == [2, 3]  # the epoch before the torn one, then on
+
+
+def test_a_stage_without_backup_starts_over_after_a_kill(tmp_path):
+    x, y = _data()
+    run = RunFolder.create(tmp_path, "t", config={}, seed=0)
+    kw = dict(run=run, stage="head", epochs=3, compile_fn=_compile, backup=False)
+    with pytest.raises(_Killed):
+        fit_stage(_model(), (x, y), extra_callbacks=[_KillAtEpoch(2)], **kw)
+    counter = _CountEpochs()
+    fit_stage(_model(), (x, y), extra_callbacks=[counter], **kw)
+    assert counter.seen == [0, 1, 2]  # no checkpoint to resume from: every epoch again
+    assert run.stage_done("head") and stage_weights_path(run, "head").is_file()
 
 
 def test_finished_stage_is_loaded_not_retrained(tmp_path):

@@ -141,7 +141,7 @@ class MraleFolds:
             return {"subscores": self.data.subscores[rows], "mrale": y[:, None]}
         return y
 
-    def _fit(self, model, x, y, stage: str, epochs: int) -> None:
+    def _fit(self, model, x, y, stage: str, epochs: int, backup: bool = True) -> None:
         fit_stage(
             model,
             (x, y),
@@ -152,6 +152,7 @@ class MraleFolds:
             batch_size=self.config.batch_size,
             verbose=self.verbose,
             progress_leave=False,  # a fold's stages clear; its one-line summary stays
+            backup=backup,
         )
 
     def _ssl_models(self, name: str, init: str, subscores: bool) -> _Compiled:
@@ -188,8 +189,15 @@ class MraleFolds:
             y = self._targets(tr, subscores)
             _init_output_bias(regressor, self.data.targets[tr], cfg.head_bias_at_mean)
             # Stage 1: encoder frozen, so the head trains on the fixed embeddings.
+            # No per-epoch checkpoint: a head epoch on embeddings takes milliseconds, its
+            # checkpoint longer (a third of the smoke run's wall time, issue 23).
             self._fit(
-                head, self.embeddings(init)[tr], y, f"{name}/fold{fold}/head", cfg.head_epochs
+                head,
+                self.embeddings(init)[tr],
+                y,
+                f"{name}/fold{fold}/head",
+                cfg.head_epochs,
+                backup=False,
             )
             self._fit(
                 regressor, self.inputs[tr], y, f"{name}/fold{fold}/finetune", cfg.finetune_epochs
