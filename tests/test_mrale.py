@@ -49,6 +49,12 @@ def test_gradcam_mass_reported_for_regressor_and_random_control(smoke_run):
     assert "Grad-CAM mass inside the known opacity mask" in smoke_run.report()
 
 
+def test_report_says_whether_ssl_beats_the_random_init_regressor(smoke_run):
+    # this smoke has no from-scratch row, so the report says the comparison was not made (the
+    # verdict sentences are tested in test_stats; notebook 01 runs every comparator)
+    assert "SSL vs random init: not tested (no resnet50_scratch row" in smoke_run.report()
+
+
 def test_table1_has_baselines_cis_and_labelled_paper_columns(smoke_run):
     table = smoke_run.table.set_index("comparator")
     assert {"mean baseline", "median baseline", "ssl_scratch", "ssl_imagenet"} <= set(table.index)

@@ -290,3 +290,19 @@ def test_markdown_and_write_table(tmp_path):
         write_table(df, tmp_path / "tables", "table1")
     write_table(df.head(1), tmp_path / "tables", "table1", overwrite=True)
     assert "c" not in paths["csv"].read_text().splitlines()[-1].split(",")[0]
+
+
+def test_verdicts_against_control_need_a_better_mean_and_a_small_p():
+    from kerassev.stats.significance import paired_tests_on_predictions, verdicts_against_control
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=200)
+    rows = []
+    for name, noise in (("ssl_good", 0.2), ("ssl_bad", 1.5), ("scratch", 1.0)):
+        pred = y + rng.normal(scale=noise, size=200)
+        rows += [{"comparator": name, "fold": i % 5, "row_id": i, "patient_id": i,
+                  "y_true": y[i], "y_pred": pred[i]} for i in range(200)]  # fmt: skip
+    tests = paired_tests_on_predictions(pd.DataFrame(rows), "abs_error")
+    good, bad = verdicts_against_control(tests, "scratch", ["ssl_good", "ssl_bad"])
+    assert good.startswith("ssl_good beats scratch") and "mean difference -" in good
+    assert bad.startswith("ssl_bad does NOT beat scratch") and "mean difference +" in bad

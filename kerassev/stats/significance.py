@@ -180,3 +180,26 @@ def paired_tests_on_predictions(
     if len(series) < 2:
         raise ValueError(f"need at least 2 comparators to compare, got {list(series)}")
     return _all_pairs(series, metric, note)
+
+
+def verdicts_against_control(
+    tests: pd.DataFrame, control: str, candidates, *, alpha: float = 0.05, lower_is_better=True
+) -> list[str]:
+    """One sentence per candidate: whether it beats ``control`` in the paired tests ``tests``
+    (rows of :func:`paired_tests_on_predictions` / :func:`paired_tests`, either order): better
+    mean and a two-sided Wilcoxon p below ``alpha``. Says so plainly when it does not."""
+    lines = []
+    for cand in candidates:
+        for row in tests.itertuples():
+            if {row.comparator_a, row.comparator_b} != {cand, control}:
+                continue
+            diff = row.mean_diff if row.comparator_a == cand else -row.mean_diff
+            better = diff < 0 if lower_is_better else diff > 0
+            wins = better and row.wilcoxon_p < alpha
+            verdict = "beats" if wins else "does NOT beat"
+            lines.append(
+                f"{cand} {verdict} {control} on {row.metric}: mean difference {diff:+.4g} "
+                f"({cand} - {control}), paired Wilcoxon p = {row.wilcoxon_p:.3g}, t-test p = "
+                f"{row.t_p:.3g}, {row.n_pairs} pairs"
+            )
+    return lines

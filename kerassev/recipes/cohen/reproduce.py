@@ -35,6 +35,7 @@ from .table import (
     feature_label,
     fit_on_all_scored,
     paper_table1,
+    ssl_vs_random_init,
 )
 
 
@@ -110,6 +111,11 @@ def _write_tables(run: RunFolder, results: CohenResults, caption: str) -> None:
         [p.per_split.assign(row=name) for name, p in results.probes.items()], ignore_index=True
     )
     per_split.to_csv(run.new_file("per_split.csv"), index=False)
+    verdicts = "\n".join(ssl_vs_random_init(results))
+    run.new_file("ssl_vs_random_init.md").write_text(
+        f"{caption}\n\nSSL encoder vs the random-init control (OLS probes, paired over split x "
+        f"held-out image; an image recurs across splits, so p-values are optimistic):\n\n{verdicts}\n"
+    )
 
 
 def write_figures(

@@ -169,3 +169,37 @@ def paper_table1() -> pd.DataFrame:
                 row[f"paper: {METRIC_LABELS[m]}"] = _pm(*metrics[m])
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def ssl_vs_random_init(results: CohenResults, control: str = "random") -> list[str]:
+    """Issue 18: per SSL feature set and target, whether its probe beats the random-init
+    encoder's (same feature set) on per-image absolute error, paired over (split, image)."""
+    from kerassev.stats.significance import paired_tests_on_predictions, verdicts_against_control
+
+    lines = []
+    for row in results.rows:
+        ctrl = f"{control}/{row.feature_set}"
+        if row.encoder in ("-", "xrv", "imagenet", control) or ctrl not in results.probes:
+            continue
+        preds = {n: results.probes[n].predictions for n in (row.name, ctrl)}
+        for target in sorted(set(preds[row.name]["target"])):
+            long = pd.concat(
+                [
+                    pd.DataFrame(
+                        {
+                            "comparator": n,
+                            "fold": p["split"],
+                            "row_id": p["row"],
+                            "patient_id": p["row"],
+                            "y_true": p["y_true"],
+                            "y_pred": p["y_pred"],
+                        }
+                    )[p["target"] == target]  # fmt: skip
+                    for n, p in preds.items()
+                ]
+            )
+            tests = paired_tests_on_predictions(long, "abs_error")
+            lines += [f"- {target}: {v}" for v in verdicts_against_control(tests, ctrl, [row.name])]
+    return lines or [
+        "- not tested: no SSL encoder and random-init control with a shared feature set"
+    ]

@@ -30,7 +30,12 @@ from kerassev.plots import predicted_vs_true, save_figure
 from kerassev.precision import runs_in_configured_precision
 from kerassev.recipes.ssl_pretraining import network_inputs, pretrain_in_run
 from kerassev.runs import RunFolder
-from kerassev.stats.significance import ERROR_KINDS, paired_tests, paired_tests_on_predictions
+from kerassev.stats.significance import (
+    ERROR_KINDS,
+    paired_tests,
+    paired_tests_on_predictions,
+    verdicts_against_control,
+)
 from kerassev.stats.tables import summary_table, to_markdown, write_table
 
 from . import figures
@@ -118,11 +123,24 @@ class MraleResult:
                 f"SSL encoder ({row.init} start): {row.verdict}; collapse monitor z_std_ratio "
                 f"{row.z_std_ratio:.3f} at its last epoch (threshold {row.threshold:g}; ~1 healthy)"
             )
+        lines += self._ssl_verdicts()
         gs = self.gradcam_summary()
         if not gs.empty:
             lines += ["", "Grad-CAM mass inside the known opacity mask (held-out phantoms):"]
             lines.append(to_markdown(gs.round(3).reset_index()))
         return "\n".join(lines)
+
+    def _ssl_verdicts(self) -> list[str]:
+        """Issue 18: does SSL beat the random-init (from-scratch) regressor, by a paired test?"""
+        tests = self.tests_per_image
+        if tests.empty or "resnet50_scratch" not in {*tests.comparator_a, *tests.comparator_b}:
+            return ["", "SSL vs random init: not tested (no resnet50_scratch row in this run)"]
+        ssl = sorted({c for c in (*tests.comparator_a, *tests.comparator_b) if c.startswith("ssl")})
+        abs_err = tests[tests.metric == "abs_error"]
+        return [
+            "",
+            "SSL regressors vs the random-init (from-scratch) regressor, paired per image:",
+        ] + [f"- {line}" for line in verdicts_against_control(abs_err, "resnet50_scratch", ssl)]
 
 
 def ssl_health(logs: dict[str, pd.DataFrame], threshold: float) -> pd.DataFrame:
