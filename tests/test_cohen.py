@@ -237,7 +237,9 @@ def test_reproduce_end_to_end_tiny(tmp_path, real_tables):
     assert "94 severity-scored" in (run / "table1.md").read_text()
     per_split = pd.read_csv(run / "per_split.csv")
     assert len(per_split) == 3 * 5 * 2
-    verdicts = [x for x in (run / "ssl_vs_random_init.md").read_text().splitlines() if x[:2] == "- "]
+    verdicts = [
+        x for x in (run / "ssl_vs_random_init.md").read_text().splitlines() if x[:2] == "- "
+    ]
     assert len(verdicts) == 2  # SimSiam vs random init, one paired test per target
     assert all(" random/pooled on abs_error" in v and "Wilcoxon p =" in v for v in verdicts)
     assert np.load(run / "features_simsiam.npz")["pooled"].shape == (558, 32)
