@@ -69,6 +69,9 @@ def test_table2_low_shot_probe_and_skips(shared_data, smoke_run):
     }  # fmt: skip
     assert list(result.probe["encoder"]) == ["random init (control)", "Cross", "SimCLR"]
     assert result.probe["AUC"].between(0, 1).all()
+    holm = pd.to_numeric(result.probe["p (Holm, 2 rows)"], errors="coerce")[1:]
+    raw = pd.to_numeric(result.probe["p (paired)"], errors="coerce")[1:]
+    assert (holm >= raw).all() and (holm <= 1).all()  # a correction never lowers a p-value
     run = result.run.path
     for name in ("table2", "low_shot", "linear_probe", "paired_auc_tests"):
         assert (run / "tables" / f"{name}.csv").is_file() and (

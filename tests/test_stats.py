@@ -306,3 +306,14 @@ def test_verdicts_against_control_need_a_better_mean_and_a_small_p():
     good, bad = verdicts_against_control(tests, "scratch", ["ssl_good", "ssl_bad"])
     assert good.startswith("ssl_good beats scratch") and "mean difference -" in good
     assert bad.startswith("ssl_bad does NOT beat scratch") and "mean difference +" in bad
+
+
+def test_holm_adjust_matches_hand_computed_step_down():
+    from kerassev.stats.significance import holm_adjust
+
+    # m = 4: sorted 0.01, 0.02, 0.03, 0.04 -> x4, x3, x2, x1 = 0.04, 0.06, 0.06, 0.04 -> monotone
+    got = holm_adjust([0.03, 0.01, np.nan, 0.04, 0.02])
+    want = [0.06, 0.04, np.nan, 0.06, 0.06]
+    np.testing.assert_allclose(got, want)
+    assert holm_adjust([0.5, 0.9])[1] == 1.0  # capped
+    assert np.isnan(holm_adjust([np.nan])).all()

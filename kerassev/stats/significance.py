@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["ERROR_KINDS", "paired_tests", "paired_tests_on_predictions"]
+__all__ = ["ERROR_KINDS", "holm_adjust", "paired_tests", "paired_tests_on_predictions"]
 
 ERROR_KINDS = ("abs_error", "sq_error")
 
@@ -203,3 +203,18 @@ def verdicts_against_control(
                 f"{row.t_p:.3g}, {row.n_pairs} pairs"
             )
     return lines
+
+
+def holm_adjust(p_values) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (step-down, family-wise error), same order as given:
+    the k-th smallest of m p-values is multiplied by m - k + 1, then made monotone and capped at 1.
+    NaNs stay NaN and do not count toward m."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    if ok.size == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = p[order] * (ok.size - np.arange(ok.size))
+    out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return out

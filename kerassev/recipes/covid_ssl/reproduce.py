@@ -33,6 +33,7 @@ from kerassev.recipes.ssl_pretraining import (
 )
 from kerassev.runs import RunFolder
 from kerassev.stats.classification import confusion
+from kerassev.stats.significance import holm_adjust
 from kerassev.stats.tables import to_markdown
 
 from . import figures
@@ -235,7 +236,19 @@ def _probe(config, data, run, sources, x):
                 "beats random init (paired p < 0.05)": "yes" if beats else "no",
             })  # fmt: skip
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # several SSL rows against one control: Holm's step-down keeps the family-wise error at 5 %
+    p_raw = pd.to_numeric(table["p (paired)"], errors="coerce")
+    p_holm = holm_adjust(p_raw)
+    lo = pd.to_numeric(table["ΔAUC 95% CI"].str.strip("[]").str.split(",").str[0], errors="coerce")
+    table[f"p (Holm, {int(p_raw.notna().sum())} rows)"] = [
+        "-" if np.isnan(p) else round(p, 4) for p in p_holm
+    ]
+    table["beats random init (Holm p < 0.05)"] = [
+        "-" if np.isnan(p) else ("yes" if p < 0.05 and d > 0 else "no")
+        for p, d in zip(p_holm, lo, strict=True)
+    ]
+    return table
 
 
 @runs_in_configured_precision
