@@ -107,7 +107,10 @@ def test_smoke_reproduce_then_segment(shared_data, tmp_path, capsys):
     assert "paper: AP@[.5:.95]" in table
     assert (run / "masks_best_worst.png").is_file() and (run / "per_slice.csv").is_file()
     info = json.loads((run / "run.json").read_text())
-    assert info["completed"] and info["stages_done"] == ["train", "evaluate", "export"]
+    assert info["completed"]
+    assert info["stages_done"] == ["train", "evaluate", "export", "unet", "unet_evaluate"]
+    assert "U-Net (ours, same split and budget)" in (run / "dice_table.md").read_text()
+    assert "U-Net (ours, same split and budget)" in printed  # issue 19's comparator row
     assert not (run / "checkpoints" / "train.weights.h5").exists()  # the export holds it
     assert main([*argv, "--resume"]) == 2  # a completed run is not resumed
     # Killed while exporting: the resumed run takes the trained weights from the first export.

@@ -111,6 +111,13 @@ class CtLesionsConfig(DetectorSettings, RunSettings):
     negative_rule: bool = True  # paper 05: a lesion-free image scores 1 without detections
     union_score_threshold: float = 0.5  # detections kept for the union-mask Dice / IoU
     figure_examples: int = 3
+    # U-Net comparator (issue 19, unet_stage.py): the same slices, image size, epochs, batch and
+    # optimiser as the detector; width = first level's channels, depth = poolings
+    unet: bool = True
+    unet_width: int = 32
+    unet_depth: int = 4
+    unet_norm: str = "group"  # or "bn"
+    unet_epochs: int | None = None  # None: the detector's epochs (the matched budget)
     seed: int = 0
 
     @classmethod
@@ -130,6 +137,7 @@ class CtLesionsConfig(DetectorSettings, RunSettings):
             mask_roi_batch=32,
             detections_per_image=50,
             epochs=CPU_EPOCHS,
+            unet_width=16,
             learning_rate=1e-4,
             anchors="data",
             norm="group",  # from scratch at batch 1 (issue 19 fault 2)
@@ -153,6 +161,8 @@ class CtLesionsConfig(DetectorSettings, RunSettings):
             roi_batch=64,
             detections_per_image=20,
             epochs=3,
+            unet_width=8,
+            unet_depth=3,
             learning_rate=1e-3,
             train_limit=None,
             precision="float32",

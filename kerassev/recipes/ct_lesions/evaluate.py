@@ -95,24 +95,30 @@ def evaluate(slices, preds, config: CtLesionsConfig, class_names):
             for name, v, paper in rows
         ]
     )
+    keeps = [p.scores >= config.union_score_threshold for p in preds]
+    unions = [
+        p.masks[keep].any(0) if keep.any() else np.zeros(s.image.shape, bool)
+        for s, p, keep in zip(slices, preds, keeps, strict=True)
+    ]
+    frame = slice_overlaps(slices, unions)
+    frame.insert(3, "detections", [len(p.scores) for p in preds])
+    frame.insert(4, "confident", [int(k.sum()) for k in keeps])
+    frame["segm_AP"] = [per.get(s.slice_id, {}).get("AP", np.nan) for s in slices]
+    return table, frame, results
+
+
+def slice_overlaps(slices: list[Slice], unions: list[np.ndarray]) -> pd.DataFrame:
+    """Per slice, the Dice / IoU of a predicted lesion mask (at the slice's resolution) with the
+    union of its true lesions: the union Dice, whose mean over slices is Inf-Net's mean Dice.
+    Shared by the detector and the U-Net comparator (``unet_stage``)."""
     records = []
-    for s, p in zip(slices, preds, strict=True):
-        keep = p.scores >= config.union_score_threshold
-        union = p.masks[keep].any(0) if keep.any() else np.zeros(s.image.shape, bool)
+    for s, union in zip(slices, unions, strict=True):
         dice, iou = union_overlap(union, s.instances.union)
         records.append(
-            {
-                "slice_id": s.slice_id,
-                "file": Path(s.path).name,
-                "lesions": len(s.instances),
-                "detections": len(p.scores),
-                "confident": int(keep.sum()),
-                "dice": dice,
-                "iou": iou,
-                "segm_AP": per.get(s.slice_id, {}).get("AP", np.nan),
-            }
-        )
-    return table, pd.DataFrame(records), results
+            {"slice_id": s.slice_id, "file": Path(s.path).name, "lesions": len(s.instances),
+             "dice": dice, "iou": iou}
+        )  # fmt: skip
+    return pd.DataFrame(records)
 
 
 def overlap_table(per_slice: pd.DataFrame, threshold: float) -> pd.DataFrame:

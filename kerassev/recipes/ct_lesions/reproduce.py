@@ -2,7 +2,8 @@
 slices (COCO AP, Dice / IoU), draw the best / worst slices and export the segmenter.
 
 Stages (each resumable with ``--resume``): ``train`` (``training.fit_stage``: per-epoch backups,
-final weights), ``evaluate`` (tables, predictions, figure), ``export``.
+final weights), ``evaluate`` (tables, predictions, figure), ``export``; with ``unet=True`` then
+``unet`` and ``unet_evaluate``, a U-Net on the same split and budget (``unet_stage``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .data import describe, intensity_stats, letterbox, load_slices, training_da
 from .evaluate import evaluate, overlap_table, predictor
 from .export import export_segmenter
 from .figures import masks_figure
+from .unet_stage import run_unet
 
 OUTPUTS = ("ap_table.csv", "ap_table.md", "overlap_table.md", "per_slice.csv",
            "coco_results.json", "masks_best_worst.png", "masks_best_worst.txt")  # fmt: skip
@@ -140,6 +142,12 @@ def reproduce(
         discard_stage_checkpoints(run, "train")
     table = pd.read_csv(run.path / "ap_table.csv")
     per_slice = pd.read_csv(run.path / "per_slice.csv")
+    unet = {}
+    if config.unet:
+        unet = run_unet(
+            config, slices, run, mean=mean, std=std, detector_compile=_compile(config),
+            detector_per_slice=per_slice, verbose=verbose,
+        )  # fmt: skip
     overlaps = overlap_table(per_slice, config.union_score_threshold)
     run.mark_complete(segm_AP=float(table.loc[0, "AP@[.5:.95]"]))
     return {
@@ -151,4 +159,5 @@ def reproduce(
         "caption": caption,
         "figure": run.path / "masks_best_worst.png",
         "export": run.path / "export" / "segmenter_savedmodel",
+        **unet,  # dice_table, unet_per_slice, unet_log
     }
