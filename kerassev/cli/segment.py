@@ -94,7 +94,9 @@ def run_segment(args: argparse.Namespace) -> int:
         last.update(export.predict(x))
         return last
 
-    predict = predictor(call, meta.input_size)
+    # soft masks pasted at each slice's own resolution, thresholded there (issue 19 fault 5)
+    cut = 0.5 if meta.mask_threshold is None else meta.mask_threshold
+    predict = predictor(call, meta.input_size, cut)
     out.mkdir(parents=True, exist_ok=True)
     results, images, rows = [], [], []
     for image_id, path in enumerate(files, start=1):

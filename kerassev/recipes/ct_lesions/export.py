@@ -1,7 +1,9 @@
 """Exported lesion segmenter: ``.keras`` + SavedModel whose ``serve`` endpoint does everything.
 
-``serve(images (N, S, S, 1) float32 in [0, 1])`` returns boxes, scores, labels, num_detections and
-full-size binary masks (and, for paper 05's affinity model, ``class_probs``); the global
+``serve(images (N, S, S, 1) float32 in [0, 1])`` returns boxes, scores, labels, num_detections,
+binary masks at ``S`` and each detection's 28x28 mask probabilities ``roi_masks`` (which
+``kerassev segment`` pastes at each slice's own resolution before thresholding), and, for paper
+05's affinity model, ``class_probs``; the global
 mean/std normalisation is inside the model. The suite's one
 :class:`~kerassev.exports.ExportMetadata` (task ``"segmentation"``, ``resize_mode="letterbox"``:
 longer side to ``S`` keeping aspect, zero pad bottom/right, applied by ``kerassev segment``)
@@ -17,7 +19,7 @@ import tensorflow as tf
 
 from kerassev.exports import ExportMetadata, ExportPaths, float32_copy, write_metadata
 
-OUTPUTS = ("boxes", "scores", "labels", "num_detections", "masks")
+OUTPUTS = ("boxes", "scores", "labels", "num_detections", "masks", "roi_masks")
 
 
 def export_segmenter(
