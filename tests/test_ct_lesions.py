@@ -53,7 +53,9 @@ def test_presets():
     assert (paper.learning_rate, paper.weight_decay, paper.batch_size, paper.epochs) == (
         1e-5, 1e-3, 1, 100,
     )  # fmt: skip
-    assert paper.variant == "lesion" and paper.min_lesion_size == 10 and not paper.flips
+    assert paper.variant == "lesion" and not paper.flips
+    # the author's ignore_small (area <= 100 px dropped) replaces the text's 10x10 side rule
+    assert (paper.min_lesion_size, paper.ignore_area) == (0, 100)
     assert cpu.image_size == 256 and cpu.backbone == "resnet50" and cpu.backbone_weights is None
     assert smoke.backbone == "tiny"
     boxes = np.array([[0, 0, 8, 8], [0, 0, 30, 30], [10, 10, 70, 70]], float)

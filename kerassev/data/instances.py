@@ -4,7 +4,9 @@
 (SPEC §05) merges GGO and consolidation into one "lesion" class and drops lesions under 10x10 px
 into the background; the two-class variant keeps GGO and consolidation apart. Instances are
 8-connected components of each class's mask. "Under 10x10 px" is read as a bounding box shorter
-or narrower than ``min_size``; ``min_size=0`` keeps every component.
+or narrower than ``min_size``; ``min_size=0`` keeps every component. ``ignore_area`` drops
+components of at most that many pixels, as the author's ``ignore_small`` (COVID-CT-Mask-Net,
+``dataset_segmentation.py``: regionprops area > 100 kept).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def boxes_of(masks: np.ndarray) -> np.ndarray:
 
 
 def instances_from_label_map(
-    label_map: np.ndarray, *, variant: str = "lesion", min_size: int = 10
+    label_map: np.ndarray, *, variant: str = "lesion", min_size: int = 10, ignore_area: int = 0
 ) -> Instances:
     """Connected-component instances of ``label_map`` (H, W), largest first."""
     class_names(variant)
@@ -68,7 +70,10 @@ def instances_from_label_map(
         for sl, index in zip(ndimage.find_objects(components), range(1, n + 1), strict=True):
             if sl[0].stop - sl[0].start < min_size or sl[1].stop - sl[1].start < min_size:
                 continue  # merged into the background (paper 05, §2)
-            masks.append(components == index)
+            mask = components == index
+            if ignore_area and mask.sum() <= ignore_area:
+                continue  # the author's ignore_small
+            masks.append(mask)
             classes.append(k)
     if not masks:
         return Instances(

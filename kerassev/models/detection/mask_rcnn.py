@@ -60,6 +60,10 @@ class MaskRCNNConfig:
     rpn_positive_fraction: float = 0.5
     roi_batch: int = 512
     roi_positive_fraction: float = 0.25
+    # R-CNN sampling: a proposal is foreground at IoU >= roi_fg_iou, background below roi_bg_iou,
+    # ignored in between (torchvision 0.5 / 0.5; COVID-CT-Mask-Net 0.75 / 0.5, issue 19 fault 4)
+    roi_fg_iou: float = 0.5
+    roi_bg_iou: float = 0.5
     # Mask-branch slots per image: None = every possible positive (roi_batch * fraction), exact
     # torchvision; fewer = a uniform random subset of the positives (the mask head dominates the
     # FLOPs of a step: 128 slots of four 3x3 convs at 14x14 are ~120 GFLOP forward).
@@ -145,7 +149,7 @@ class MaskRCNN(keras.Model):
         self.mask_head = MaskHead(c.mask_channels, group_norm=c.norm == "group", name="mask_head")
         self.mask_predictor = MaskPredictor(c.num_classes, c.mask_channels, name="mask_predictor")
         self.rpn_matcher = Matcher(0.7, 0.3, allow_low_quality_matches=True)
-        self.roi_matcher = Matcher(0.5, 0.5, allow_low_quality_matches=False)
+        self.roi_matcher = Matcher(c.roi_fg_iou, c.roi_bg_iou, allow_low_quality_matches=False)
         self.rpn_coder = BoxCoder()
         self.rcnn_coder = BoxCoder(RCNN_BOX_WEIGHTS)
         self.train_proposals = ProposalConfig(c.rpn_pre_nms_train, c.rpn_post_nms_train, c.rpn_nms)
@@ -266,7 +270,7 @@ class MaskRCNN(keras.Model):
             ok,
         )
 
-        # R-CNN: proposals plus the ground-truth boxes, matched at 0.5 and sampled.
+        # R-CNN: proposals plus the ground-truth boxes, matched (roi_fg_iou / roi_bg_iou), sampled.
         proposals, _, valid = propose(
             logits, deltas, self.level_anchors, size, self.train_proposals, self.rpn_coder
         )

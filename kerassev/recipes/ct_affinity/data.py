@@ -163,6 +163,7 @@ def load_data(config: CtAffinityConfig) -> AffinityData:
             data_root=config.data_root,
             variant="lesion",
             min_lesion_size=config.min_lesion_size,
+            ignore_area=0,  # the side rule only: the affinity repo's dataset code is not at hand
             train_limit=config.lesion_train_limit,
             test_limit=config.lesion_test_limit,
         )

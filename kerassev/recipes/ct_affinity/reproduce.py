@@ -23,6 +23,7 @@ from kerassev.models.detection.affinity_branches import DetectionWeightCopy
 from kerassev.models.detection.affinity_model import AffinityMaskRCNN
 from kerassev.plots import save_figure
 from kerassev.precision import runs_in_configured_precision
+from kerassev.recipes.ct_lesions.config import adam
 from kerassev.recipes.ct_lesions.data import letterbox
 from kerassev.recipes.ct_lesions.export import export_segmenter
 from kerassev.runs import RunFolder
@@ -60,10 +61,10 @@ def build_model(config: CtAffinityConfig, data: AffinityData, affinities: int | 
 
 def _compile(config: CtAffinityConfig):
     def compile_fn(model):
-        # Paper: Adam, fixed lr 1e-5, weight decay 1e-3. Keras' weight_decay is decoupled
-        # (AdamW-style); the paper's PyTorch Adam adds it to the gradient (coupled L2).
+        # Paper: Adam, fixed lr 1e-5, weight decay 1e-3; "coupled" is the author's torch Adam
+        # (L2 added to the gradient), "decoupled" Keras' AdamW-style weight_decay.
         model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate, weight_decay=config.weight_decay)
+            optimizer=adam(config.learning_rate, config.weight_decay, config.weight_decay_kind)
         )
 
     return compile_fn

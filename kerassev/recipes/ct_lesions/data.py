@@ -59,8 +59,9 @@ def load_slices(config: CtLesionsConfig) -> dict[str, list[Slice]]:
     out: dict[str, list[Slice]] = {"train": [], "test": []}
     for row in table.itertuples():
         inst = instances_from_label_map(
-            read_label_map(row.mask_path), variant=config.variant, min_size=config.min_lesion_size
-        )
+            read_label_map(row.mask_path), variant=config.variant,
+            min_size=config.min_lesion_size, ignore_area=config.ignore_area,
+        )  # fmt: skip
         out[row.split].append(Slice(int(row.slice_id), row.path, read_gray(row.path), inst))
     if config.train_limit is not None:
         out["train"] = out["train"][: config.train_limit]
@@ -170,5 +171,6 @@ def describe(slices: dict[str, list[Slice]], config: CtLesionsConfig) -> str:
         f"ct_lesions (Inf-Net / MedSeg real CT slices): {len(slices['train'])} train / "
         f"{len(slices['test'])} test slices, {n['train']} / {n['test']} lesion instances "
         f"({config.variant!r} variant: {', '.join(class_names(config.variant))}; components with a "
-        f"bounding-box side under {config.min_lesion_size} px dropped)"
+        f"bounding-box side under {config.min_lesion_size} px or area <= {config.ignore_area} "
+        "px dropped)"
     )

@@ -27,7 +27,7 @@ from kerassev.stats.tables import to_markdown
 from kerassev.training import discard_stage_checkpoints, fit_stage, read_stage_log
 
 from .anchors import anchor_report, format_report, model_boxes
-from .config import PAPER_SOURCE, RUN_KIND, CtLesionsConfig
+from .config import PAPER_SOURCE, RUN_KIND, CtLesionsConfig, adam
 from .data import describe, intensity_stats, letterbox, load_slices, training_dataset
 from .evaluate import evaluate, overlap_table, predictor
 from .export import export_segmenter
@@ -48,9 +48,9 @@ def build_model(config: CtLesionsConfig, mean: float, std: float, lesion_boxes=N
 
 def _compile(config: CtLesionsConfig):
     def compile_fn(model):
-        # Paper 05: Adam, fixed lr, weight decay 1e-3 (Keras applies it decoupled, as AdamW).
+        # Paper 05: Adam, fixed lr, weight decay 1e-3 (coupled L2 as the author's torch Adam).
         model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate, weight_decay=config.weight_decay)
+            optimizer=adam(config.learning_rate, config.weight_decay, config.weight_decay_kind)
         )
 
     return compile_fn
@@ -114,7 +114,7 @@ def reproduce(
                 )
             )
         call = tf.function(lambda x: model(x))
-        predict = predictor(call, config.image_size)
+        predict = predictor(call, config.image_size, model.config.mask_threshold)
         preds = [predict(s.image) for s in slices["test"]]
         table, per_slice, results = evaluate(slices["test"], preds, config, names)
         overlaps = overlap_table(per_slice, config.union_score_threshold)
