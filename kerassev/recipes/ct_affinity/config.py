@@ -3,7 +3,9 @@
 ``paper``: the paper's values (SPEC §05): Adam lr 1e-5, weight decay 1e-3, batch 1, 100 epochs,
 A = 256 affinities, RoI batch B = 8, NMS 0.25, N = 3 sieve stages, a ResNet-50-FPN at 512 px,
 3,000 class-balanced training slices (1,000 per class; here phantoms), the A sweep
-{32, 64, 128, 256, 512} and the 20-epoch 2-class fine-tuning (iCTCF, here phantoms).
+{32, 64, 128, 256, 512} and the 20-epoch 2-class fine-tuning (iCTCF, here phantoms); where the
+paper is silent, the author's COVID-Affinity-Model AffinityModel defaults (issue 19 fault 4:
+``head_settings="author"``, RPN top-n 400 / 200, RPN NMS 0.75) and PyTorch's coupled Adam decay.
 ``smoke``: a 64-px tiny backbone, a handful of slices and 2 epochs, for CI.
 Paper figures are targets in ``paper:`` columns, never our results (their data are CNCB-NCOV).
 """
