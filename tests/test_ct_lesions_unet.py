@@ -36,6 +36,7 @@ def test_dice_table_rows_and_paired_difference():
     assert t.loc[UNET_ROW, "paper: mean Dice"] == INFNET_DICE["U-Net"] == 0.439
     assert np.isnan(t.loc[MASK_RCNN_ROW, "paper: mean Dice"])  # no paper figure is ours
     assert t.loc["Inf-Net (Fan et al. 2020; theirs)", "paper: mean Dice"] == 0.682
+    assert t["slices"].dtype.kind == "i"  # printed as 48, not 48.0
     assert t.loc[UNET_ROW, "union Dice (mean over slices)"] == round(unet.mean(), 3)
     lo, hi = (float(v) for v in t.loc[UNET_ROW, "95% CI (slice bootstrap)"].strip("[]").split(","))
     assert lo < unet.mean() < hi and hi - lo < 0.15

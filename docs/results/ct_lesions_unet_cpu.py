@@ -25,7 +25,7 @@ from kerassev.precision import runs_in_configured_precision  # noqa: E402
 from kerassev.recipes.ct_lesions import CtLesionsConfig  # noqa: E402
 from kerassev.recipes.ct_lesions.data import intensity_stats, load_slices  # noqa: E402
 from kerassev.recipes.ct_lesions.reproduce import _compile  # noqa: E402
-from kerassev.recipes.ct_lesions.unet_stage import run_unet  # noqa: E402
+from kerassev.recipes.ct_lesions.unet_stage import UNET_ROW, run_unet  # noqa: E402
 from kerassev.runs import RunFolder  # noqa: E402
 from kerassev.stats.tables import to_markdown  # noqa: E402
 
@@ -47,7 +47,7 @@ def main(config: CtLesionsConfig, args) -> dict:
         detector_per_slice=detector, verbose=2,
     )  # fmt: skip
     seconds = time.perf_counter() - started
-    unet_row = out["dice_table"].set_index("model").iloc[-3 if detector is not None else -2]
+    unet_row = out["dice_table"].set_index("model").loc[UNET_ROW]
     run.mark_complete(
         union_dice=float(unet_row["union Dice (mean over slices)"]),
         wall_seconds=round(seconds, 1),
