@@ -87,7 +87,7 @@ def dice_table(
     """Mean union Dice over slices per model, with a slice-bootstrap 95 % CI, and each U-Net
     vs Mask R-CNN paired difference; Inf-Net's figures in the ``paper:`` column.
 
-    ct_lesions has no patient ids (MedSeg's 100 slices come from about 40 patients), so slices are
+    ct_lesions has no patient ids (MedSeg's 100 slices come from over 40 patients), so slices are
     resampled, not patients: slices of one patient are correlated and the CI is too narrow.
     """
 
