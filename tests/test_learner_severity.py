@@ -49,7 +49,10 @@ def test_severity_cv_rows_controls_and_an_export_predict_reads(tmp_path, capsys)
     out = capsys.readouterr().out
     assert out.count("severity fold ") == 3 and "severity fold 3/3" in out  # a line a fold
     comps = result.table["comparator"].tolist()
-    assert comps == [MEAN, "MSE (TSM)", RANDOM_INIT]
+    assert comps == [MEAN, "MSE (TSM)", "MSE (TSM) encoder + ridge", RANDOM_INIT]
+    pred = result.oof.pivot(index="row_id", columns="comparator", values="y_pred")
+    # the ridge row reads the *trained* encoder: not the random-init control's features
+    assert not np.allclose(pred["MSE (TSM) encoder + ridge"], pred[RANDOM_INIT], atol=1e-3)
     assert any("QWK" in c for c in result.table.columns)
     n_scored = int(data.table["hs"].notna().sum())
     assert (result.oof.groupby("comparator").size() == n_scored).all()  # every video once
@@ -59,7 +62,7 @@ def test_severity_cv_rows_controls_and_an_export_predict_reads(tmp_path, capsys)
         assert np.allclose(sub["y_pred"], train.drop_duplicates("row_id")["y_true"].mean())
         assert_no_leakage(sub["patient_id"], train["patient_id"])
     assert set(result.tests["metric"]) == {"abs_error", "sq_error"}
-    assert len(result.tests) == 2 * 2 * 3  # every two of three rows, two error kinds, two levels
+    assert len(result.tests) == 2 * 2 * 6  # every two of four rows, two error kinds, two levels
     assert set(result.tests["level"]) == {"video", "patient"}
 
     # the export: video metadata, and `kerassev predict` gives one row a video
@@ -133,7 +136,8 @@ def test_real_pocus_severity_export_predicts_held_out_videos(tmp_path, shared_da
     data = pocus_data(config, shared_data("lus_pocus"))
     run = RunFolder.create(tmp_path / "runs", "learner-test", config=config, seed=0)
     result = run_severity(data, config, run)
-    assert len(result.oof) == 3 * int(data.table["hs"].notna().sum())  # mean, MSE, random init
+    # mean, MSE head, MSE encoder + ridge, random init
+    assert len(result.oof) == 4 * int(data.table["hs"].notna().sum())
     held = pd.read_csv(result.exports["held_out"]).drop_duplicates("patient_id").head(3)
     preds = tmp_path / "preds.csv"
     argv = ["predict", result.exports["saved_model"], *held["path"], "--out", str(preds)]

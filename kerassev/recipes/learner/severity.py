@@ -3,9 +3,10 @@ Lung Severity Score (0-3) of the scored POCUS videos, patient-grouped K-fold CV 
 
 Every comparator predicts each held-out video's score (one uniform clip a video, as pre-training
 reads it): one row per pre-training loss (MSE, MSE+CL, MSE+wCL; the head's output, trained with
-the contrastive term alongside as in Algorithm 1), a random-init control (the same untrained
-encoder, ridge regression on its frozen embeddings fitted on the training fold) and the training
-fold's mean (``run_cv``'s mean baseline). Per-video Spearman, MAE and quadratic-weighted kappa
+the contrastive term alongside as in Algorithm 1), the same trained encoder read out by ridge
+regression on its frozen embeddings (the control's readout, so encoder and readout are not
+confounded), a random-init control (the same untrained encoder + ridge, fitted on the training
+fold) and the training fold's mean (``run_cv``'s mean baseline). Per-video Spearman, MAE and quadratic-weighted kappa
 (rounded predictions, :func:`kerassev.stats.metrics.qwk`) with patient-bootstrap CIs
 (:func:`kerassev.stats.tables.summary_table`), and paired tests on per-video and per-patient errors.
 
@@ -32,7 +33,7 @@ from kerassev.stats.tables import summary_table
 
 from .config import ROWS, LearnerConfig
 from .data import ClipData
-from .pretrain import build_pretrainer, pretrain_model
+from .pretrain import build_pretrainer, embed, pretrain_model
 
 SCORE_RANGE = (0.0, 3.0)
 TARGET = "Lung Severity Score"
@@ -68,15 +69,39 @@ def severity_folds(data: ClipData, config: LearnerConfig):
     )
 
 
-def _trained(row: str, data: ClipData, config: LearnerConfig, run: RunFolder, verbose: int):
-    def fit_predict(train_df: pd.DataFrame, test_df: pd.DataFrame, fold: int) -> np.ndarray:
-        model = pretrain_model(
-            row, data, train_df.index.to_numpy(), config, run,
-            stage_prefix=f"severity/fold{fold}", verbose=verbose,
-        )  # fmt: skip
-        return model.predict_hs(data.inputs(test_df.index.to_numpy()))
+def ridge_name(row: str) -> str:
+    return f"{ROWS[row][0]} encoder + ridge"
 
-    return fit_predict
+
+def _ridge(emb: np.ndarray, train_df: pd.DataFrame, test_df: pd.DataFrame) -> np.ndarray:
+    """Ridge on frozen embeddings, alpha by leave-one-out on the training fold only."""
+    tr, te = train_df.index.to_numpy(), test_df.index.to_numpy()
+    return RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(emb[tr], train_df["hs"]).predict(emb[te])
+
+
+class _Trained:
+    """One row's fold models (a finished ``fit_stage`` reloads, never retrains), read out by
+    its own head or by ridge on its frozen embeddings."""
+
+    def __init__(self, row: str, data: ClipData, config, run: RunFolder, verbose: int):
+        self.row, self.data, self.config, self.run, self.verbose = row, data, config, run, verbose
+        self.emb: dict[int, np.ndarray] = {}
+
+    def _model(self, train_df: pd.DataFrame, fold: int):
+        return pretrain_model(
+            self.row, self.data, train_df.index.to_numpy(), self.config, self.run,
+            stage_prefix=f"severity/fold{fold}", verbose=self.verbose,
+        )  # fmt: skip
+
+    def head(self, train_df: pd.DataFrame, test_df: pd.DataFrame, fold: int) -> np.ndarray:
+        model = self._model(train_df, fold)
+        self.emb[fold] = embed(model.encoder, self.data)
+        return model.predict_hs(self.data.inputs(test_df.index.to_numpy()))
+
+    def ridge(self, train_df: pd.DataFrame, test_df: pd.DataFrame, fold: int) -> np.ndarray:
+        if fold not in self.emb:  # the head's row was finished by an earlier (resumed) run
+            self.emb[fold] = embed(self._model(train_df, fold).encoder, self.data)
+        return _ridge(self.emb.pop(fold), train_df, test_df)
 
 
 def _random_init(data: ClipData, config: LearnerConfig):
@@ -89,12 +114,8 @@ def _random_init(data: ClipData, config: LearnerConfig):
             import keras
 
             keras.utils.set_random_seed(config.seed)
-            encoder = build_pretrainer(config.severity_rows[0], config).encoder
-            cache["emb"] = encoder.predict(data.inputs(), batch_size=32, verbose=0)
-        emb = cache["emb"]
-        tr, te = train_df.index.to_numpy(), test_df.index.to_numpy()
-        ridge = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(emb[tr], train_df["hs"])
-        return ridge.predict(emb[te])
+            cache["emb"] = embed(build_pretrainer(config.severity_rows[0], config).encoder, data)
+        return _ridge(cache["emb"], train_df, test_df)
 
     return fit_predict
 
@@ -109,9 +130,11 @@ def run_severity(
         )
     data = scored(data)
     folds = severity_folds(data, config)
-    comparators = {
-        ROWS[r][0]: _trained(r, data, config, run, verbose) for r in config.severity_rows
-    }
+    comparators = {}
+    for r in config.severity_rows:
+        trained = _Trained(r, data, config, run, verbose)
+        comparators[ROWS[r][0]] = trained.head
+        comparators[ridge_name(r)] = trained.ridge
     comparators[RANDOM_INIT] = _random_init(data, config)
     print(f"severity: {len(data.table)} scored videos, {len(folds)} patient-grouped folds")
     oof = run_cv(
