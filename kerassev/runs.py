@@ -298,3 +298,68 @@ def _active_precision() -> dict[str, str]:
     from kerassev.precision import active_precision  # lazy: importing Keras is slow
 
     return active_precision()
+
+
+# Files at least this big (weights, checkpoints, exports) are hard-linked into a reopened copy,
+# not copied: a finished run reloads them and never writes them again.
+LINK_MIN_BYTES = 1 << 20
+
+
+def reopen_copy(
+    run_dir: str | Path, scratch: str | Path, *, rerun: tuple[str, ...] = ("outputs", "exports")
+) -> Path:
+    """A resumable copy of the finished run ``run_dir`` at ``scratch/<its name>``.
+
+    Small files are copied, big ones hard-linked (symlinked across file systems); in the copy's
+    ``run.json`` ``completed`` is cleared, the stages in ``rerun`` are dropped so a resume
+    rewrites them (after :meth:`RunFolder.set_aside` moves the old ones away), and paths into
+    ``run_dir`` point into the copy. The original is never written: rendering a notebook from
+    a run (``make render``) reloads every trained stage and retrains none."""
+    source, scratch = Path(run_dir).resolve(), Path(scratch)
+    info = RunFolder._load_info(source)
+    if not info.get("completed"):
+        raise RunError(f"{source} is not a finished run (no 'completed' in {RUN_FILE})")
+    target = scratch / source.name
+    if target.exists():
+        raise RunError(f"{target} already exists; refusing to overwrite it")
+    for path in sorted(source.rglob("*")):
+        dest = target / path.relative_to(source)
+        if path.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+        elif path.name != RUN_FILE:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _copy_or_link(path, dest)
+    info = _moved(info, source.name, str(target.resolve()))
+    info["reopened_from"] = str(source)
+    info["completed"] = None
+    info["stages_done"] = [s for s in info.get("stages_done", []) if s not in rerun]
+    RunFolder(target, info).save()
+    return target
+
+
+def _copy_or_link(path: Path, dest: Path) -> None:
+    import os
+    import shutil
+
+    if path.is_symlink() or path.stat().st_size < LINK_MIN_BYTES:
+        shutil.copy2(path, dest)
+        return
+    try:
+        os.link(path, dest)
+    except OSError:  # another file system, or links not allowed
+        dest.symlink_to(path)
+
+
+def _moved(value: Any, name: str, new: str) -> Any:
+    """``value`` with each path inside run folder ``name`` (absolute or relative, as the run
+    recorded it) moved to inside folder ``new``."""
+    if isinstance(value, dict):
+        return {k: _moved(v, name, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_moved(v, name, new) for v in value]
+    if isinstance(value, str):
+        at = value.find(name)
+        rest = value[at + len(name) :] if at >= 0 else None
+        if rest is not None and (at == 0 or value[at - 1] == "/") and rest[:1] in ("", "/"):
+            return new + rest
+    return value
