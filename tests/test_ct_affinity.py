@@ -134,7 +134,7 @@ def test_presets_and_precision():
     assert paper.precision == "auto" and smoke.precision == "float32"
     assert CtAffinityConfig.smoke(precision="bfloat16").precision == "bfloat16"
     with pytest.raises(ValueError, match="preset"):
-        CtAffinityConfig.from_preset("cpu")
+        CtAffinityConfig.from_preset("gpu")
 
 
 def test_unlabelled_slices_add_no_image_loss():

@@ -25,7 +25,7 @@ def register(papers) -> argparse.ArgumentParser:
             "epoch 1 and the last epoch, the 2-class generalisation step and the A sweep."
         ),
     )
-    add_common_arguments(p)
+    add_common_arguments(p, presets=("smoke", "cpu", "paper"))
     p.add_argument("--data", help="ct_lesions folder (default: $KERASSEV_DATA/ct_lesions)")
     p.add_argument(
         "--cncb",

@@ -6,6 +6,8 @@ A = 256 affinities, RoI batch B = 8, NMS 0.25, N = 3 sieve stages, a ResNet-50-F
 {32, 64, 128, 256, 512} and the 20-epoch 2-class fine-tuning (iCTCF, here phantoms); where the
 paper is silent, the author's COVID-Affinity-Model AffinityModel defaults (issue 19 fault 4:
 ``head_settings="author"``, RPN top-n 400 / 200, RPN NMS 0.75) and PyTorch's coupled Adam decay.
+``cpu``: a real result on two CPU cores in about 45 minutes: 128-px phantoms (600 training,
+300 test), the tiny backbone from random init, the paper's A = 256, B = 8, N = 3, no A sweep.
 ``smoke``: a 64-px tiny backbone, a handful of slices and 2 epochs, for CI.
 Paper figures are targets in ``paper:`` columns, never our results (their data are CNCB-NCOV).
 """
@@ -18,7 +20,7 @@ from kerassev.recipes.ct_lesions.config import WEIGHT_DECAY_KINDS, DetectorSetti
 from kerassev.recipes.settings import RunSettings
 
 RUN_KIND = "ct_affinity"
-PRESETS = ("smoke", "paper")
+PRESETS = ("smoke", "cpu", "paper")
 CLASS_NAMES = ("COVID", "CP", "Normal")  # index order of IMAGE_CLASSES (covid, cp, normal)
 NEGATIVE_CLASS = 2  # Normal: its "sensitivity" is the true-negative rate (paper 05 Table 5)
 
@@ -113,6 +115,44 @@ class CtAffinityConfig(DetectorSettings, RunSettings):  # + the detector's field
         return cls(**{**values, **overrides})
 
     @classmethod
+    def cpu(cls, **overrides) -> CtAffinityConfig:
+        """A real result on two CPU cores in about 45 minutes (issue 19): 128-px phantoms,
+        the suite's tiny backbone from random init, 600 training / 300 test phantoms + the
+        50 real lesion slices, the paper's A, B, N and RPN top-n; no A sweep."""
+        values = dict(
+            train_per_class=CPU_TRAIN_PER_CLASS,
+            test_per_class=100,  # 300 test phantoms: CIs about +-0.05 on the weighted F1
+            stats_sample=300,
+            image_size=128,
+            backbone="tiny",
+            backbone_weights=None,
+            tiny_width=16,
+            fpn_channels=64,
+            mask_channels=64,
+            feature_channels=64,
+            rpn_pre_nms_train=400,
+            rpn_post_nms_train=200,
+            rpn_pre_nms_test=400,
+            rpn_post_nms_test=200,
+            # torchvision's sampler at a quarter of its RoI batch, box head at the author's 128
+            # (as the ct_lesions cpu preset's sampler, which was measured there)
+            head_settings="torchvision",
+            representation_size=128,
+            roi_batch=128,
+            detections_per_image=50,
+            anchors="torchvision",  # 8-128 px at 128 px: the phantom lesions are 5-60 px
+            epochs=CPU_EPOCHS,
+            learning_rate=CPU_LEARNING_RATE,  # 1e-5 moves a random-init model too little here
+            weight_decay_kind="decoupled",
+            sweep=(),  # each A would retrain the whole model: beyond 45 minutes
+            generalise_epochs=2,
+            generalise_train_per_class=50,
+            generalise_test_per_class=50,
+            heatmap_images=2,
+        )
+        return cls(**{**values, **overrides})
+
+    @classmethod
     def smoke(cls, **overrides) -> CtAffinityConfig:
         values = dict(
             train_per_class=3,
@@ -190,3 +230,9 @@ class CtAffinityConfig(DetectorSettings, RunSettings):  # + the detector's field
             f"{self.weight_decay_kind} weight decay {self.weight_decay:g}, batch {self.batch_size}, "
             f"{self.epochs} epochs, seed {self.seed}"
         )
+
+
+#: cpu preset sizes (measured in docs/results/ct_affinity_cpu.md, about 45 min on two cores).
+CPU_TRAIN_PER_CLASS = 200
+CPU_EPOCHS = 6
+CPU_LEARNING_RATE = 1e-4
