@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: demo test test-fast lint format install install-test clean-venv
+.PHONY: demo test test-fast render lint format install install-test clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,8 @@ demo: $(VENV)/.installed
 ## The notebooks' run folders go to a temporary folder, removed afterwards: test runs never mix
 ## with a user's runs/ and never pile up on disk.
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check kerassev tests benchmarks notebooks
-	$(BIN)/ruff format --check kerassev tests benchmarks notebooks
+	$(BIN)/ruff check kerassev tests benchmarks notebooks tools
+	$(BIN)/ruff format --check kerassev tests benchmarks notebooks tools
 	runs=$$(mktemp -d "$${TMPDIR:-/tmp}/kerassev-test-runs.XXXXXX") && \
 	KERASSEV_RUNS=$$runs KERASSEV_PRESET=smoke \
 	  $(BIN)/pytest -n 2 --dist loadfile --durations=15 --nbval-lax tests notebooks; \
@@ -46,15 +46,22 @@ test: $(VENV)/.installed-test
 ## The developer loop (under 3 minutes on 2 cores): lint and the unit tests, leaving out what is
 ## marked slow (end-to-end smoke runs, clusters, anything over ~20 s) and the notebooks.
 test-fast: $(VENV)/.installed-test
-	$(BIN)/ruff check kerassev tests benchmarks notebooks
+	$(BIN)/ruff check kerassev tests benchmarks notebooks tools
 	$(BIN)/pytest -n 2 --dist loadfile --durations=10 -m "not slow" tests
 
+## The notebooks of the papers with a finished cpu run (see docs/results), executed from that run
+## (its models reloaded, nothing retrained; the run itself untouched) into docs/notebooks/ with
+## their figures; prints each notebook's time and the total. Runs are looked up under RENDER_RUNS
+## (default runs; dir1:dir2 for several); a paper without one is skipped, saying why.
+render: $(VENV)/.installed
+	RENDER_RUNS=$${RENDER_RUNS:-runs} $(BIN)/python tools/render_notebooks.py $(NOTEBOOKS)
+
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check kerassev tests benchmarks notebooks
+	$(BIN)/ruff check kerassev tests benchmarks notebooks tools
 
 format: $(VENV)/.installed-test
-	$(BIN)/ruff check --fix kerassev tests benchmarks notebooks
-	$(BIN)/ruff format kerassev tests benchmarks notebooks
+	$(BIN)/ruff check --fix kerassev tests benchmarks notebooks tools
+	$(BIN)/ruff format kerassev tests benchmarks notebooks tools
 
 clean-venv:
 	rm -rf $(VENV)

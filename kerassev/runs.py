@@ -322,6 +322,7 @@ def reopen_copy(
     target = scratch / source.name
     if target.exists():
         raise RunError(f"{target} already exists; refusing to overwrite it")
+    target.mkdir(parents=True)
     for path in sorted(source.rglob("*")):
         dest = target / path.relative_to(source)
         if path.is_dir():

@@ -106,3 +106,33 @@ def test_config_for_run_refuses_a_different_configuration(tmp_path):
     with pytest.raises(RunError):  # nothing is copied when the configuration differs
         reopen_for_render(run, _Config(), tmp_path / "scratch")
     assert not (tmp_path / "scratch").exists()
+
+
+def _driver():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "render_notebooks.py"
+    spec = importlib.util.spec_from_file_location("render_notebooks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_render_takes_the_latest_finished_cpu_run_and_skips_without_one(
+    tmp_path, monkeypatch, capsys
+):
+    driver = _driver()
+    assert set(driver.RENDERS) >= {"02_learner_lus", "04_covid_ssl_transfer"}
+    old = _finished_run(tmp_path / "a")
+    new = _finished_run(tmp_path / "b")
+    new = new.rename(new.with_name("20261204-040000_x-cpu"))
+    unfinished = _finished_run(tmp_path / "c", completed=None)
+    unfinished.rename(unfinished.with_name("20261204-050000_x-cpu"))
+    parents = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    assert driver.finished_run(parents, "*_x-cpu*", "cpu") == new
+    assert driver.finished_run(parents[:1], "*_x-cpu*", "cpu") == old
+    assert driver.finished_run(parents, "*_x-cpu*", "paper") is None
+    monkeypatch.setenv("RENDER_RUNS", str(tmp_path / "empty"))
+    assert driver.main(["02_learner_lus"]) == 0
+    assert "skip 02_learner_lus: no finished cpu run" in capsys.readouterr().out

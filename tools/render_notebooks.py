@@ -1,0 +1,123 @@
+"""``make render``: each paper's notebook executed at its ``cpu`` preset from a finished cpu run,
+written to ``docs/notebooks/<notebook>.md`` with its figures beside it (issue 23 goal 4).
+
+The notebook reads ``KERASSEV_RENDER_FROM`` and resumes a copy of that run
+(:func:`kerassev.render.reopen_for_render`): every trained stage reloads, none retrains, and the
+run itself is never written. Runs are looked up under ``RENDER_RUNS`` (default ``runs``; several
+folders separated by ``:``), the latest finished one of each kind; a paper without one is
+skipped with the reason. Prints each notebook's time and the total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "notebooks"
+# notebook -> (run folder glob, preset): the papers whose cpu run has a page in docs/results
+RENDERS = {
+    "02_learner_lus": ("*_learner-cpu*", "cpu"),
+    "04_covid_ssl_transfer": ("*_covid_ssl*", "cpu"),
+}
+EXECUTE_TIMEOUT_S = 3 * 3600  # per cell; a render reloads models, it should take minutes
+
+
+def finished_run(parents: list[Path], pattern: str, preset: str) -> Path | None:
+    """The latest (by name: a timestamp) finished run matching ``pattern`` at ``preset``."""
+    found = []
+    for parent in parents:
+        for path in parent.glob(pattern):
+            try:
+                info = json.loads((path / "run.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if info.get("completed") and (info.get("config") or {}).get("preset") == preset:
+                found.append(path)
+    return max(found, key=lambda p: p.name, default=None)
+
+
+def _git(*args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return out.stdout.strip() or "unknown"
+
+
+def render(notebook: str, run: Path, preset: str, out_dir: Path = DOCS) -> float:
+    """Execute ``notebook`` from ``run`` into ``out_dir``; returns the seconds it took."""
+    info = json.loads((run / "run.json").read_text())
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="kerassev-render-") as scratch:
+        staging = Path(scratch) / "out"
+        env = {
+            **os.environ,
+            "KERASSEV_PRESET": preset,
+            "KERASSEV_RENDER_FROM": str(run),
+            "KERASSEV_RUNS": str(Path(scratch) / "runs"),
+        }
+        cmd = [
+            sys.executable, "-m", "nbconvert", "--execute", "--to", "markdown",
+            f"--ExecutePreprocessor.timeout={EXECUTE_TIMEOUT_S}",
+            "--output-dir", str(staging), "--output", notebook,
+            str(ROOT / "notebooks" / f"{notebook}.ipynb"),
+        ]  # fmt: skip
+        subprocess.run(cmd, env=env, check=True)
+        seconds = time.perf_counter() - started
+        text = (staging / f"{notebook}.md").read_text(encoding="utf-8")
+        text = text.replace(str(Path(scratch) / "runs"), "<render copy>")
+        header = (
+            f"> Rendered from run `{run.name}` (git {info.get('git_commit') or 'unknown'}, "
+            f"preset {preset}) with notebook `notebooks/{notebook}.ipynb` at git "
+            f"{_git('rev-parse', '--short', 'HEAD')}, "
+            f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, took {seconds:.0f} s "
+            "(models reloaded from the run, none retrained). Regenerate: `make render`.\n\n"
+        )
+        (staging / f"{notebook}.md").write_text(header + text, encoding="utf-8")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path in staging.iterdir():  # the .md and its figures folder replace the last render
+            dest = out_dir / path.name
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            shutil.move(str(path), dest)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", help=f"default: all of {', '.join(RENDERS)}")
+    args = parser.parse_args(argv)
+    parents = [Path(p) for p in os.environ.get("RENDER_RUNS", "runs").split(":") if p]
+    total, failed = time.perf_counter(), []
+    for notebook in args.notebooks or RENDERS:
+        pattern, preset = RENDERS[notebook]
+        run = finished_run(parents, pattern, preset)
+        if run is None:
+            where = ":".join(map(str, parents))
+            print(
+                f"skip {notebook}: no finished {preset} run {pattern} under {where} (RENDER_RUNS)"
+            )
+            continue
+        print(f"render {notebook} from {run} ...", flush=True)
+        try:
+            seconds = render(notebook, run, preset)
+        except subprocess.CalledProcessError as err:
+            print(f"FAILED {notebook}: nbconvert exited with {err.returncode}")
+            failed.append(notebook)
+            continue
+        print(f"rendered {notebook}: docs/notebooks/{notebook}.md in {seconds:.0f} s", flush=True)
+    print(
+        f"make render: {time.perf_counter() - total:.0f} s in all",
+        *(["failed:", *failed] * bool(failed)),
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
