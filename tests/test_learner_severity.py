@@ -147,3 +147,24 @@ def test_real_pocus_severity_export_predicts_held_out_videos(tmp_path, shared_da
     assert table["frames"].tolist() == [count_frames(p) for p in held["path"]]
     assert table[f"{TARGET}_rounded"].isin([0, 1, 2, 3]).all()
     np.testing.assert_array_equal(table[f"{TARGET}_rounded"], np.clip(np.rint(table[TARGET]), 0, 3))
+
+
+def test_best_row_may_be_a_ridge_readout_and_its_export_is_the_ridge_fit():
+    import keras
+    from sklearn.linear_model import RidgeCV
+
+    from kerassev.recipes.learner.severity import best_row, ridge_name, ridge_scoring_model
+
+    config = LearnerConfig.smoke(severity_rows=("tsm_mse", "tsm_cl"))
+    per_fold = pd.DataFrame({
+        "comparator": ["MSE (TSM)", ridge_name("tsm_cl"), MEAN, RANDOM_INIT] * 2,
+        "mae": [0.6, 0.5, 0.8, 0.4, 0.6, 0.5, 0.8, 0.4],
+    })  # fmt: skip
+    assert best_row(per_fold, config) == ("tsm_cl", "ridge")  # the control is never exported
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3, 4, 4, 1)).astype("float32")
+    encoder = keras.Sequential([keras.Input((3, 4, 4, 1)), keras.layers.Flatten()])
+    emb, y = encoder.predict(x, verbose=0), rng.normal(size=40)
+    model = ridge_scoring_model(encoder, emb[:30], y[:30])
+    want = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(emb[:30], y[:30]).predict(emb[30:])
+    np.testing.assert_allclose(model.predict(x[30:], verbose=0)[:, 0], want, rtol=1e-4, atol=1e-4)

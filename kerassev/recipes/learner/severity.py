@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import RidgeCV
@@ -111,8 +112,6 @@ def _random_init(data: ClipData, config: LearnerConfig):
 
     def fit_predict(train_df: pd.DataFrame, test_df: pd.DataFrame, fold: int) -> np.ndarray:
         if "emb" not in cache:
-            import keras
-
             keras.utils.set_random_seed(config.seed)
             cache["emb"] = embed(build_pretrainer(config.severity_rows[0], config).encoder, data)
         return _ridge(cache["emb"], train_df, test_df)
@@ -171,19 +170,35 @@ def run_severity(
     return result
 
 
-def best_row(per_fold: pd.DataFrame, config: LearnerConfig) -> str:
-    """The trained row with the lowest mean MAE over folds."""
-    names = {ROWS[r][0]: r for r in config.severity_rows}
+def best_row(per_fold: pd.DataFrame, config: LearnerConfig) -> tuple[str, str]:
+    """The trained row and its readout (``"head"`` or ``"ridge"``) with the lowest mean MAE over
+    folds; the controls are never exported."""
+    names = {ROWS[r][0]: (r, "head") for r in config.severity_rows}
+    names.update({ridge_name(r): (r, "ridge") for r in config.severity_rows})
     mae = per_fold[per_fold["comparator"].isin(list(names))].groupby("comparator")["mae"].mean()
     return names[mae.idxmin()]
+
+
+def ridge_scoring_model(encoder, emb_train: np.ndarray, y_train) -> keras.Model:
+    """Clip -> frozen ``encoder`` -> the ridge readout (RidgeCV on ``emb_train``) as a float32
+    Dense layer, so the exported model is one Keras graph like the head's."""
+    ridge = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(emb_train, np.asarray(y_train, float))
+    clip = keras.Input(encoder.input_shape[1:], name="clip")
+    dense = keras.layers.Dense(1, dtype="float32", name="severity")
+    out = dense(keras.ops.cast(encoder(clip), "float32"))
+    dense.set_weights(
+        [ridge.coef_.reshape(-1, 1).astype("float32"), np.array([ridge.intercept_], "float32")]
+    )
+    return keras.Model(clip, out, name=f"{encoder.name}_ridge_severity")
 
 
 def export_severity(
     result: SeverityResult, data: ClipData, folds, config: LearnerConfig, run: RunFolder
 ) -> dict[str, str]:
     """Export the best row's fold-0 model (loaded from its finished stage, not retrained), or
-    with ``severity_export_fit="all"`` the same row pre-trained on every scored video."""
-    row = best_row(result.per_fold, config)
+    with ``severity_export_fit="all"`` the same row pre-trained on every scored video; a ridge
+    readout is refitted on the same training videos' embeddings."""
+    row, readout = best_row(result.per_fold, config)
     if config.severity_export_fit == "all":
         train, test, prefix = np.arange(len(data.table)), np.arange(0), "severity/all"
         trained_on = f"all {len(train)} scored videos"
@@ -191,7 +206,12 @@ def export_severity(
         (train, test), prefix = folds[0], "severity/fold0"
         trained_on = f"fold 0 of {len(folds)} (trained on folds 1-{len(folds) - 1})"
     pretrained = pretrain_model(row, data, train, config, run, stage_prefix=prefix)
-    model = pretrained.scoring_model()
+    if readout == "head":
+        model, label = pretrained.scoring_model(), ROWS[row][0]
+    else:
+        emb = embed(pretrained.encoder, data)[train]
+        model = ridge_scoring_model(pretrained.encoder, emb, data.table["hs"].to_numpy()[train])
+        label = ridge_name(row)
     metadata = ExportMetadata(
         task="regression",
         input_size=config.frame_size,
@@ -203,7 +223,7 @@ def export_severity(
         target_name=TARGET,
         target_range=SCORE_RANGE,
         source=(
-            f"kerassev reproduce learner ({config.preset}); severity {ROWS[row][0]}, "
+            f"kerassev reproduce learner ({config.preset}); severity {label}, "
             f"{trained_on}; run {run.path.name}"
         ),
     )
@@ -213,7 +233,7 @@ def export_severity(
     held_out = data.table.iloc[test][["path", "patient_id", "hs"]].rename(columns={"hs": TARGET})
     held_out.to_csv(out / "held_out_videos.csv", index=False)
     note = (
-        f"{ROWS[row][0]} severity model, {trained_on}; input: "
+        f"{label} severity model, {trained_on}; input: "
         f"{config.n_frames} uniform grey frames x {config.frame_size}px in [0, 1]; output: "
         f"{TARGET} (0-3); held_out_videos.csv: the patients it never trained on "
         f"({len(held_out)} videos); "
@@ -222,6 +242,7 @@ def export_severity(
     (out / "README.txt").write_text(note + "\n")
     return {
         "row": row,
+        "readout": readout,
         "keras": str(paths.keras_file),
         "saved_model": str(paths.saved_model),
         "held_out": str(out / "held_out_videos.csv"),
