@@ -6,6 +6,10 @@ The notebook reads ``KERASSEV_RENDER_FROM`` and resumes a copy of that run
 run itself is never written. Runs are looked up under ``RENDER_RUNS`` (default ``runs``; several
 folders separated by ``:``), the latest finished one of each kind; a paper without one is
 skipped with the reason. Prints each notebook's time and the total.
+
+The notebook and the package run from the committed HEAD (``git archive`` into a scratch
+folder), so the commit named at the top is the code that ran; ``--worktree`` runs the working
+tree instead (the header then says so).
 """
 
 from __future__ import annotations
@@ -50,23 +54,48 @@ def _git(*args: str) -> str:
     return out.stdout.strip() or "unknown"
 
 
-def render(notebook: str, run: Path, preset: str, out_dir: Path = DOCS) -> float:
+def _committed_tree(dest: Path) -> Path:
+    """HEAD's files (no uncommitted change) extracted into ``dest``."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
+def _dirty() -> bool:
+    """Whether the working tree's package or notebooks differ from HEAD."""
+    cmd = ["git", "status", "--porcelain", "--", "kerassev", "notebooks"]
+    return bool(subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True).stdout.strip())
+
+
+def render(
+    notebook: str, run: Path, preset: str, out_dir: Path = DOCS, *, worktree: bool = False
+) -> float:
     """Execute ``notebook`` from ``run`` into ``out_dir``; returns the seconds it took."""
+    from kerassev import config as kconfig
+
     info = json.loads((run / "run.json").read_text())
+    commit = _git("rev-parse", "--short", "HEAD")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kerassev-render-") as scratch:
         staging = Path(scratch) / "out"
+        source = ROOT if worktree else _committed_tree(Path(scratch) / "src")
         env = {
             **os.environ,
             "KERASSEV_PRESET": preset,
             "KERASSEV_RENDER_FROM": str(run),
             "KERASSEV_RUNS": str(Path(scratch) / "runs"),
+            kconfig.DATA_ENV: str(kconfig.data_root()),  # the checkout's, wherever the code is
+            # the extracted package before the editable install's (a meta-path finder, last)
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(source), os.environ.get("PYTHONPATH")])
+            ),
         }
         cmd = [
             sys.executable, "-m", "nbconvert", "--execute", "--to", "markdown",
             f"--ExecutePreprocessor.timeout={EXECUTE_TIMEOUT_S}",
             "--output-dir", str(staging), "--output", notebook,
-            str(ROOT / "notebooks" / f"{notebook}.ipynb"),
+            str(source / "notebooks" / f"{notebook}.ipynb"),
         ]  # fmt: skip
         subprocess.run(cmd, env=env, check=True)
         seconds = time.perf_counter() - started
@@ -75,7 +104,7 @@ def render(notebook: str, run: Path, preset: str, out_dir: Path = DOCS) -> float
         header = (
             f"> Rendered from run `{run.name}` (git {info.get('git_commit') or 'unknown'}, "
             f"preset {preset}) with notebook `notebooks/{notebook}.ipynb` at git "
-            f"{_git('rev-parse', '--short', 'HEAD')}, "
+            f"{commit}{' plus uncommitted changes' if worktree and _dirty() else ''}, "
             f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, took {seconds:.0f} s "
             "(models reloaded from the run, none retrained). Regenerate: `make render`.\n\n"
         )
@@ -92,7 +121,14 @@ def render(notebook: str, run: Path, preset: str, out_dir: Path = DOCS) -> float
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", help=f"default: all of {', '.join(RENDERS)}")
+    parser.add_argument(
+        "--worktree",
+        action="store_true",
+        help="run the working tree's notebooks and package (default: the committed HEAD)",
+    )
     args = parser.parse_args(argv)
+    if not args.worktree and _dirty():
+        print("note: uncommitted changes in kerassev/ or notebooks/ are not rendered (--worktree)")
     parents = [Path(p) for p in os.environ.get("RENDER_RUNS", "runs").split(":") if p]
     total, failed = time.perf_counter(), []
     for notebook in args.notebooks or RENDERS:
@@ -106,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"render {notebook} from {run} ...", flush=True)
         try:
-            seconds = render(notebook, run, preset)
+            seconds = render(notebook, run, preset, worktree=args.worktree)
         except subprocess.CalledProcessError as err:
             print(f"FAILED {notebook}: nbconvert exited with {err.returncode}")
             failed.append(notebook)
