@@ -136,3 +136,18 @@ def test_make_render_takes_the_latest_finished_cpu_run_and_skips_without_one(
     monkeypatch.setenv("RENDER_RUNS", str(tmp_path / "empty"))
     assert driver.main(["02_learner_lus"]) == 0
     assert "skip 02_learner_lus: no finished cpu run" in capsys.readouterr().out
+
+
+def test_readme_links_rendered_notebooks_that_say_where_they_came_from():
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    table = (repo / "README.md").read_text(encoding="utf-8").split("\n\n## ")[0]
+    links = re.findall(r"\]\((docs/notebooks/[\w.]+\.md)\)", table)
+    assert links, "the README's first table links no rendered notebook"
+    for link in links:
+        text = (repo / link).read_text(encoding="utf-8")
+        assert re.match(r"> Rendered from run `\d{8}-\d{6}_[\w-]+` \(git \w+, preset cpu\)", text)
+        for figure in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text):
+            assert (repo / link).parent.joinpath(figure).is_file(), figure
