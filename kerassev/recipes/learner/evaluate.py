@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from kerassev.data.splits import assert_no_leakage, train_val_test_split
 
@@ -130,6 +131,7 @@ def majority_task(
     return scores, test
 
 
+@threadpool_limits.wrap(limits=1)  # a second BLAS thread only spin-waits here (issue 23)
 def linear_probe(
     emb: np.ndarray,
     data: ClipData,
