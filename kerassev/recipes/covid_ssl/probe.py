@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from kerassev.models.batch_norm import precise_batch_norm
 from kerassev.stats.classification import paired_auc_test
@@ -44,6 +45,10 @@ def frozen_features(
 PROBE_CS = tuple(10.0 ** np.arange(-4, 2))
 
 
+# One BLAS/OpenMP thread: on two busy cores a second one only spin-waits (as paper 03's probe,
+# kerassev.evaluation.linear_probe): a smoke-sized probe (400 x 64 features) took 12-14 s wall
+# under load with the default threads, 0.3-0.8 s with one (issue 23).
+@threadpool_limits.wrap(limits=1)
 def linear_probe(
     train_x, train_y, test_x, *, groups=None, folds: int = 5, seed: int = 0
 ) -> tuple[np.ndarray, float]:
