@@ -26,6 +26,7 @@ def smoke_run(tmp_path_factory):
     root = require_dataset("ct_lesions")
     out = tmp_path_factory.mktemp("affinity_runs")
     argv = ["reproduce", "affinity", "--preset", "smoke", "--out", str(out), "--data", str(root)]
+    argv += ["--set", "sweep=32,64"]  # the smoke preset sweeps only the main model's A
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         code = main(argv)
