@@ -73,7 +73,10 @@ def test_table2_low_shot_probe_and_skips(shared_data, smoke_run):
     raw = pd.to_numeric(result.probe["p (paired)"], errors="coerce")[1:]
     assert (holm >= raw).all() and (holm <= 1).all()  # a correction never lowers a p-value
     run = result.run.path
-    for name in ("table2", "low_shot", "linear_probe", "paired_auc_tests"):
+    vs = result.vs_scratch
+    assert list(vs["row"]) == ["Cross", "SimCLR"] and set(vs["control"]) == {"From Scratch"}
+    assert (vs["p_holm"] >= vs["p_value"]).all() and vs["diff_lo"].le(vs["auc_diff"]).all()
+    for name in ("table2", "low_shot", "linear_probe", "paired_auc_tests", "finetune_vs_scratch"):
         assert (run / "tables" / f"{name}.csv").is_file() and (
             run / "tables" / f"{name}.md"
         ).is_file()

@@ -42,7 +42,7 @@ from .data import CovidData, load_data
 from .finetune import build_classifier, fine_tune
 from .lr_search import choose_finetune_lr
 from .probe import frozen_features, linear_probe, probe_vs_control
-from .table import low_shot_table, paired_tests, table2
+from .table import low_shot_table, paired_tests, table2, vs_scratch_tests
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class CovidSSLResult:
     low_shot: pd.DataFrame
     probe: pd.DataFrame
     paired: pd.DataFrame
+    vs_scratch: pd.DataFrame  # each pre-trained row against From Scratch, Holm-adjusted
     ssl_logs: dict[str, pd.DataFrame]
     skipped: dict[str, str]
     figures: dict[str, Path] = field(default_factory=dict)
@@ -67,6 +68,9 @@ class CovidSSLResult:
             f"Paper 04 reproduction ({self.config.describe()}); {self.data_description}",
             to_markdown(self.table2[cols]),
         ]
+        if len(self.vs_scratch):
+            lines.append("Fine-tuned, each row against From Scratch (paired AUC bootstrap, Holm):")
+            lines.append(to_markdown(self.vs_scratch.round(4)))
         if len(self.probe):
             lines.append("Linear probe (frozen encoder, logistic regression):")
             lines.append(to_markdown(self.probe))
@@ -285,10 +289,14 @@ def reproduce_covid_ssl(
     paired = paired_tests(
         full, labels, data.positive, n_resamples=config.bootstrap_resamples, seed=config.seed
     )
+    vs_scratch = vs_scratch_tests(
+        full, labels, data.positive, n_resamples=config.bootstrap_resamples, seed=config.seed
+    )
     probe = _probe(config, data, run, sources, x)
     result = CovidSSLResult(
-        run, config, t2, ls, probe, paired, logs, skipped, data_description=data.describe()
-    )
+        run, config, t2, ls, probe, paired, vs_scratch, logs, skipped,
+        data_description=data.describe(),
+    )  # fmt: skip
     if not run.stage_done("outputs"):
         run.set_aside("tables", "figures")
         _write_outputs(result, data, full, finals)
@@ -313,6 +321,7 @@ def _write_outputs(result: CovidSSLResult, data: CovidData, full, finals) -> Non
         ("low_shot", result.low_shot),
         ("linear_probe", result.probe),
         ("paired_auc_tests", result.paired),
+        ("finetune_vs_scratch", result.vs_scratch),
     ):
         if len(df):
             df.to_csv(tables / f"{name}.csv", index=False)

@@ -87,6 +87,42 @@ def paired_tests(
     return pd.DataFrame(rows)
 
 
+def vs_scratch_tests(
+    preds: dict[str, np.ndarray], labels, positive: int, *, n_resamples: int, seed: int = 0
+) -> pd.DataFrame:
+    """Every pre-trained row's final model against From Scratch (the random-init control),
+    paired AUC bootstrap, with Holm's adjustment over the rows compared: the paper's central
+    claim is that pre-training beats random init, so each row is tested against that control."""
+    from kerassev.stats.significance import holm_adjust
+
+    if "scratch" not in preds:
+        return pd.DataFrame()
+    rows = [
+        {
+            "row": LABELS[r],
+            "control": LABELS["scratch"],
+            **paired_auc_test(
+                labels,
+                p[-1],
+                preds["scratch"][-1],
+                positive=positive,
+                n_resamples=n_resamples,
+                seed=seed,
+            ),
+        }  # fmt: skip
+        for r, p in preds.items()
+        if r != "scratch"
+    ]
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    df["p_holm"] = holm_adjust(df["p_value"])
+    df["beats control (Holm p < 0.05)"] = np.where(
+        (df["p_holm"] < 0.05) & (df["diff_lo"] > 0), "yes", "no"
+    )
+    return df
+
+
 def low_shot_table(
     lowshot: dict[tuple[str, float], np.ndarray], labels, positive: int
 ) -> pd.DataFrame:
