@@ -7,6 +7,8 @@ AUC with a patient-bootstrap 95 % CI, against 0.5 for chance.
 
     RUN=runs/<learner cpu run> KERASSEV_DATA=../shared/data \
         .venv/bin/python docs/results/learner_cpu_severity_unscored_check.py
+
+``EXPORT=<SavedModel>`` checks another export instead of the run's own.
 """
 
 import json
@@ -25,7 +27,7 @@ from kerassev.stats.intervals import bootstrap_interval
 
 run = Path(os.environ["RUN"])
 info = json.loads((run / "run.json").read_text())
-export = info["severity_export"]["saved_model"]
+export = os.environ.get("EXPORT") or info["severity_export"]["saved_model"]  # or another export
 videos = load_lus_pocus(kconfig.data_root() / "lus_pocus", kind="video")
 videos = videos[videos["label_index"] >= 0]  # drop label_uncertain, as training does
 scored = videos[videos["severity"].notna()]
