@@ -205,7 +205,7 @@ def _probe(config, data, run, sources, x):
         else x
     )
     groups = data.table["patient_id"].to_numpy()[train] if "patient_id" in data.table else None
-    rows, control = [], None
+    rows, control, p_raw, diff_lo = [], None, [], []
     for name, backbone in candidates.items():
         feats = frozen_features(backbone, x_view, bn_images=x_view[train])
         probs, c = linear_probe(
@@ -227,6 +227,8 @@ def _probe(config, data, run, sources, x):
             control = probs
             row.update({"ΔAUC vs control": "-", "ΔAUC 95% CI": "-", "p (paired)": "-"})
             row["beats random init (paired p < 0.05)"] = "-"
+            p_raw.append(np.nan)
+            diff_lo.append(np.nan)
         else:
             t = probe_vs_control(
                 labels[test], probs, control, positive=data.positive,
@@ -239,18 +241,18 @@ def _probe(config, data, run, sources, x):
                 "p (paired)": round(t["p_value"], 4),
                 "beats random init (paired p < 0.05)": "yes" if beats else "no",
             })  # fmt: skip
+            p_raw.append(t["p_value"])
+            diff_lo.append(t["diff_lo"])
         rows.append(row)
     table = pd.DataFrame(rows)
     # several SSL rows against one control: Holm's step-down keeps the family-wise error at 5 %
-    p_raw = pd.to_numeric(table["p (paired)"], errors="coerce")
     p_holm = holm_adjust(p_raw)
-    lo = pd.to_numeric(table["ΔAUC 95% CI"].str.strip("[]").str.split(",").str[0], errors="coerce")
-    table[f"p (Holm, {int(p_raw.notna().sum())} rows)"] = [
+    table[f"p (Holm, {len(p_raw) - 1} rows)"] = [
         "-" if np.isnan(p) else round(p, 4) for p in p_holm
     ]
     table["beats random init (Holm p < 0.05)"] = [
         "-" if np.isnan(p) else ("yes" if p < 0.05 and d > 0 else "no")
-        for p, d in zip(p_holm, lo, strict=True)
+        for p, d in zip(p_holm, diff_lo, strict=True)
     ]
     return table
 

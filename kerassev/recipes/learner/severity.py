@@ -74,10 +74,15 @@ def ridge_name(row: str) -> str:
     return f"{ROWS[row][0]} encoder + ridge"
 
 
+def fit_ridge(emb_train: np.ndarray, y_train) -> RidgeCV:
+    """Ridge on frozen embeddings, alpha by leave-one-out on the training videos only: the
+    readout of the control, of the "encoder + ridge" rows and of a ridge export."""
+    return RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(emb_train, np.asarray(y_train, float))
+
+
 def _ridge(emb: np.ndarray, train_df: pd.DataFrame, test_df: pd.DataFrame) -> np.ndarray:
-    """Ridge on frozen embeddings, alpha by leave-one-out on the training fold only."""
     tr, te = train_df.index.to_numpy(), test_df.index.to_numpy()
-    return RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(emb[tr], train_df["hs"]).predict(emb[te])
+    return fit_ridge(emb[tr], train_df["hs"]).predict(emb[te])
 
 
 class _Trained:
@@ -180,9 +185,9 @@ def best_row(per_fold: pd.DataFrame, config: LearnerConfig) -> tuple[str, str]:
 
 
 def ridge_scoring_model(encoder, emb_train: np.ndarray, y_train) -> keras.Model:
-    """Clip -> frozen ``encoder`` -> the ridge readout (RidgeCV on ``emb_train``) as a float32
-    Dense layer, so the exported model is one Keras graph like the head's."""
-    ridge = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(emb_train, np.asarray(y_train, float))
+    """Clip -> frozen ``encoder`` -> the ridge readout (:func:`fit_ridge` on ``emb_train``) as a
+    float32 Dense layer, so the exported model is one Keras graph like the head's."""
+    ridge = fit_ridge(emb_train, y_train)
     clip = keras.Input(encoder.input_shape[1:], name="clip")
     dense = keras.layers.Dense(1, dtype="float32", name="severity")
     out = dense(keras.ops.cast(encoder(clip), "float32"))
