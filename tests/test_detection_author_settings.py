@@ -54,6 +54,15 @@ def test_coupled_adam_is_torch_adam_with_weight_decay():
         CoupledAdam(1e-3, weight_decay=1e-3)
 
 
+def test_coupled_adam_refuses_keras_decay_and_amsgrad_by_name():
+    with pytest.raises(ValueError, match="pass coupled_weight_decay, not Keras' weight_decay"):
+        CoupledAdam(1e-3, weight_decay=1e-3)
+    with pytest.raises(ValueError, match="amsgrad is not implemented"):
+        CoupledAdam(1e-3, amsgrad=True)
+    restored = CoupledAdam.from_config(CoupledAdam(1e-3, coupled_weight_decay=1e-3).get_config())
+    assert restored.coupled_weight_decay == 1e-3
+
+
 def test_paper_presets_use_the_authors_settings_and_cpu_keeps_torchvision():
     paper = CtLesionsConfig.paper().model_config(num_classes=1, mean=0.4, std=0.2)
     assert _fields(paper) == AUTHOR == HEAD_SETTINGS["author"]
