@@ -123,7 +123,7 @@ def test_make_render_takes_the_latest_finished_cpu_run_and_skips_without_one(
     tmp_path, monkeypatch, capsys
 ):
     driver = _driver()
-    assert set(driver.RENDERS) >= {"02_learner_lus", "04_covid_ssl_transfer"}
+    assert set(driver.RENDERS) >= {"02_learner_lus", "04_covid_ssl_transfer", "05_ct_affinity"}
     old = _finished_run(tmp_path / "a")
     new = _finished_run(tmp_path / "b")
     new = new.rename(new.with_name("20261204-040000_x-cpu"))
@@ -133,9 +133,16 @@ def test_make_render_takes_the_latest_finished_cpu_run_and_skips_without_one(
     assert driver.finished_run(parents, "*_x-cpu*", "cpu") == new
     assert driver.finished_run(parents[:1], "*_x-cpu*", "cpu") == old
     assert driver.finished_run(parents, "*_x-cpu*", "paper") is None
+    # a config without a preset field (paper 05's): the command line's --preset decides
+    no_field = _finished_run(tmp_path / "d", config={}, command=["kerassev", "reproduce",
+                             "affinity", "--preset", "cpu", "--out", "runs"])  # fmt: skip
+    assert driver.finished_run([tmp_path / "d"], "*_x-cpu*", "cpu") == no_field
+    assert driver.finished_run([tmp_path / "d"], "*_x-cpu*", "smoke") is None
     monkeypatch.setenv("RENDER_RUNS", str(tmp_path / "empty"))
     assert driver.main(["02_learner_lus"]) == 0
-    assert "skip 02_learner_lus: no finished cpu run" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "skip 02_learner_lus: no finished cpu run" in out
+    assert f"`kerassev reproduce learner --preset cpu --out {tmp_path / 'empty'}`" in out
 
 
 def test_readme_links_rendered_notebooks_that_say_where_they_came_from():
@@ -151,3 +158,19 @@ def test_readme_links_rendered_notebooks_that_say_where_they_came_from():
         assert re.match(r"> Rendered from run `\d{8}-\d{6}_[\w-]+` \(git \w+, preset cpu\)", text)
         for figure in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text):
             assert (repo / link).parent.joinpath(figure).is_file(), figure
+
+
+def test_importing_any_recipe_keeps_the_notebooks_matplotlib_backend():
+    """A recipe that called matplotlib.use("Agg") on import took the inline backend from
+    notebook 05, whose phantom grid then never showed (nor in docs/notebooks)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, pkgutil, matplotlib; matplotlib.use('svg');"
+        "import kerassev.recipes as r;"
+        "[importlib.import_module(f'kerassev.recipes.{m.name}') for m in pkgutil.iter_modules(r.__path__)];"
+        "print(matplotlib.get_backend())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "svg", out.stdout

@@ -27,10 +27,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "notebooks"
-# notebook -> (run folder glob, preset): the papers whose cpu run has a page in docs/results
+# notebook -> (run folder glob, preset, `kerassev reproduce` paper that makes the run): the
+# papers whose cpu run has a page in docs/results
 RENDERS = {
-    "02_learner_lus": ("*_learner-cpu*", "cpu"),
-    "04_covid_ssl_transfer": ("*_covid_ssl*", "cpu"),
+    "02_learner_lus": ("*_learner-cpu*", "cpu", "learner"),
+    "04_covid_ssl_transfer": ("*_covid_ssl*", "cpu", "covid-ssl"),
+    "05_ct_affinity": ("*_ct_affinity*", "cpu", "affinity"),
 }
 EXECUTE_TIMEOUT_S = 3 * 3600  # per cell; a render reloads models, it should take minutes
 
@@ -44,9 +46,23 @@ def finished_run(parents: list[Path], pattern: str, preset: str) -> Path | None:
                 info = json.loads((path / "run.json").read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if info.get("completed") and (info.get("config") or {}).get("preset") == preset:
+            if info.get("completed") and run_preset(info) == preset:
                 found.append(path)
     return max(found, key=lambda p: p.name, default=None)
+
+
+def run_preset(info: dict) -> str | None:
+    """The preset a run was made with: its stored config's ``preset`` field, else the
+    ``--preset`` of the command line that made it (configs without the field, as paper 05's)."""
+    stored = (info.get("config") or {}).get("preset")
+    if stored:
+        return stored
+    command = info.get("command") or []
+    if "reproduce" not in command:
+        return None
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--preset")  # none given: the paper's first preset, not known here
+    return parser.parse_known_args(command[command.index("reproduce") + 1 :])[0].preset
 
 
 def _git(*args: str) -> str:
@@ -132,12 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     parents = [Path(p) for p in os.environ.get("RENDER_RUNS", "runs").split(":") if p]
     total, failed = time.perf_counter(), []
     for notebook in args.notebooks or RENDERS:
-        pattern, preset = RENDERS[notebook]
+        pattern, preset, paper = RENDERS[notebook]
         run = finished_run(parents, pattern, preset)
         if run is None:
             where = ":".join(map(str, parents))
             print(
-                f"skip {notebook}: no finished {preset} run {pattern} under {where} (RENDER_RUNS)"
+                f"skip {notebook}: no finished {preset} run {pattern} under {where} "
+                f"(RENDER_RUNS); make one with `kerassev reproduce {paper} --preset {preset} "
+                f"--out {parents[0] if parents else 'runs'}`"
             )
             continue
         print(f"render {notebook} from {run} ...", flush=True)

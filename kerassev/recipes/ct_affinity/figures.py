@@ -7,11 +7,9 @@ so they can be compared.
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+# no matplotlib.use("Agg") here: importing the recipe must not take a notebook's inline backend away
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def shared_scale(*arrays: np.ndarray) -> float:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -256,6 +257,7 @@ def _x2_figures(run, titles, base, config):
             f"X2 (A x C) {when} for the first test image(s) of each class; colour scale shared by both "
             f"figures (|X2| 99th percentile {vmax:.3g}). " + base,
         )  # fmt: skip
+        plt.close(fig)  # saved; the notebook shows the PNG, not a second inline copy
 
 
 def _generalise(model, config: CtAffinityConfig, run: RunFolder, base: str, verbose: int):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+# no matplotlib.use("Agg") here: importing the recipe must not take a notebook's inline backend away
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 
 def best_and_worst(per_slice: pd.DataFrame, k: int) -> tuple[list[int], list[int]]:

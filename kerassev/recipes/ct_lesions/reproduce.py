@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -133,6 +134,7 @@ def reproduce(
             "Best (top) and worst (bottom) test slices by union-mask Dice: true lesions green, "
             f"predicted (score >= {config.union_score_threshold}) red. " + caption,
         )
+        plt.close(fig)  # saved; not shown again under a notebook's inline backend
         run.mark_stage_done("evaluate", seconds=time.perf_counter() - started)
     if not run.stage_done("export"):
         run.set_aside("export")
