@@ -32,7 +32,7 @@ demo: $(VENV)/.installed
 	$(BIN)/kerassev demo --out runs $(ARGS)
 
 ## Every test: lint, unit and real-data tests, and the notebooks under nbval (smoke preset);
-## the 15 slowest are listed at the end (the CI budget is 25 minutes on 2 cores).
+## the 15 slowest are listed at the end (the CI budget is 20 minutes on 2 cores of the slower AMD kind).
 ## The notebooks' run folders go to a temporary folder, removed afterwards: test runs never mix
 ## with a user's runs/ and never pile up on disk.
 test: $(VENV)/.installed-test

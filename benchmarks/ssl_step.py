@@ -15,7 +15,12 @@ GPU allocator's peak per configuration on GPU, the process peak RSS so far on CP
 ``--plain-bn`` uses Keras' own BatchNormalization instead of the suite's fused one, to measure it.
 ``--compare-torch`` runs this step and ``ssl_step_torch.py``'s variants in fresh processes,
 alternating for ``--rounds`` rounds, and prints the median of each and the ratio kerassev / best
-PyTorch: the machine's speed drifts between sessions, the ratio much less.
+PyTorch: the machine's speed drifts between sessions, the ratio much less. It names the CPU kind
+and picks the pair for it: on a bf16 CPU (AMX or AVX512-BF16) kerassev ``auto`` against every
+PyTorch variant; on an AVX2-only CPU float32 against PyTorch's float32 variants (bf16 autocast
+there is emulated). ``--isa avx2`` caps oneDNN, MKL and PyTorch's kernels at AVX2 in both
+frameworks' processes, which stands in for the AVX2-only kind on a bigger CPU (an emulation:
+same cores and caches). ``--intra-op`` / ``--inter-op`` set both frameworks' thread pools.
 
 On CPU the default grid is trimmed (see ``CPU_DEFAULT``) so it finishes in a few minutes on two
 cores; on GPU it is 64/128/224 px x batch 8/32 x XLA off/on.
@@ -43,22 +48,31 @@ from _device import machine_line, peak_memory_mib  # noqa: E402
 from kerassev.models.backbones import build_backbone  # noqa: E402
 from kerassev.models.heads import build_encoder, build_predictor  # noqa: E402
 from kerassev.models.ssl import SimSiam  # noqa: E402
-from kerassev.precision import PRECISIONS, apply_precision  # noqa: E402
+from kerassev.precision import PRECISIONS, apply_precision, cpu_flags  # noqa: E402
 
 FULL = [(s, b, x) for x in (False, True) for s in (64, 128, 224) for b in (8, 32)]
 # (size, batch, xla) on CPU: both ends of the size range, both batches at 224, XLA at the small end.
 # About 5 minutes on two cores (tracing alone is 20-60 s per configuration).
 CPU_DEFAULT = [(64, 8, False), (64, 8, True), (224, 8, False), (224, 32, False)]
+# --isa avx2: oneDNN (TF's and PyTorch's convolutions and matmuls), PyTorch's ATen kernels and MKL
+# capped at AVX2. TF's Eigen kernels are built for AVX2 at most already (its start-up banner).
+ISA_CAPS = {
+    "avx2": {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    }
+}
 
 
 class _StepTimer(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
-        self.wall, self.cpu = [], []
+        self.wall, self.cpu, self.loss = [], [], []
 
     def on_train_batch_end(self, batch, logs=None):
-        if logs and "loss" in logs:
-            float(logs["loss"])  # forces the step to finish before the clock is read
+        if logs and "loss" in logs:  # float() forces the step to finish before the clock is read
+            self.loss.append(float(logs["loss"]))
         self.wall.append(time.perf_counter())
         self.cpu.append(time.process_time())
 
@@ -107,11 +121,12 @@ def run_one(
         "step_ms": 1000 * wall / steps,
         "warmup_s": warm_s,
         "peak_mib": peak_memory_mib(device),
+        "losses": [round(v, 5) for v in timer.loss],  # same seed and data: settings comparable
     }
 
 
-def _child(cmd: list[str]) -> dict:
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+def _child(cmd: list[str], env: dict | None = None) -> dict:
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -119,24 +134,42 @@ def compare_torch(args) -> None:
     """Alternate kerassev and each PyTorch variant in fresh processes; medians and the ratio."""
     torch_script = str(Path(__file__).with_name("ssl_step_torch.py"))
     grid = list(zip(args.sizes or [224, 112], args.batches or [32, 64], strict=True))
+    env = {**os.environ, **ISA_CAPS.get(args.isa, {})}
+    bf16_cpu = bool(cpu_flags() & {"amx_bf16", "avx512_bf16"}) and args.isa is None
+    precision, variants = args.precision, ("fp32-nchw", "fp32-cl", "bf16-cl")
+    if not bf16_cpu:  # the AVX2-only kind: float32 against float32
+        precision, variants = "float32", ("fp32-nchw", "fp32-cl")
+    threads = []
+    if args.intra_op:
+        threads += ["--intra-op", str(args.intra_op)]
+    if args.inter_op:
+        threads += ["--inter-op", str(args.inter_op)]
+    torch_threads = []
+    if args.intra_op:
+        torch_threads += ["--threads", str(args.intra_op)]
+    if args.inter_op:
+        torch_threads += ["--interop-threads", str(args.inter_op)]
     print(machine_line())
+    kind = "bf16 (AMX or AVX512-BF16)" if bf16_cpu else "AVX2 only, no bf16"
+    capped = f" (emulated: ISA capped by {' '.join(ISA_CAPS[args.isa])})" if args.isa else ""
+    print(f"kind: {kind}{capped}; kerassev {precision} against torch {', '.join(variants)}")
     print(
         f"{args.rounds} alternating rounds of {args.warmup or 1} warm-up + {args.steps or 3} steps"
     )
     for size, batch in grid:
         runs: dict[str, list[float]] = {}
         for _ in range(args.rounds):
-            mine = f"kerassev {args.precision}{' plain-bn' if args.plain_bn else ''}"
+            mine = f"kerassev {precision}{' plain-bn' if args.plain_bn else ''}"
             cmd = [sys.executable, __file__, "--json", "--sizes", str(size), "--batches"]
-            cmd += [str(batch), "--xla", "off", "--precision", args.precision]
+            cmd += [str(batch), "--xla", args.xla or "off", "--precision", precision, *threads]
             cmd += ["--steps", str(args.steps or 3), "--warmup", str(args.warmup or 1)]
-            r = _child(cmd + (["--plain-bn"] if args.plain_bn else []))
+            r = _child(cmd + (["--plain-bn"] if args.plain_bn else []), env)
             runs.setdefault(f"{mine} ({r['policy']})", []).append(r["img_s"])
-            for variant in ("fp32-nchw", "fp32-cl", "bf16-cl"):
+            for variant in variants:
                 cmd = [sys.executable, torch_script, "--json", "--variant", variant]
-                cmd += ["--size", str(size), "--batch", str(batch)]
+                cmd += ["--size", str(size), "--batch", str(batch), *torch_threads]
                 cmd += ["--steps", str(args.steps or 3), "--warmup", str(args.warmup or 1)]
-                r = _child(cmd)
+                r = _child(cmd, env)
                 runs.setdefault(r["name"], []).append(r["img_s"])
         medians = {k: statistics.median(v) for k, v in runs.items()}
         ours = next(v for k, v in medians.items() if k.startswith("kerassev"))
@@ -166,8 +199,21 @@ def main(argv=None):
     p.add_argument("--compare-torch", action="store_true", help="alternate with PyTorch eager")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds for --compare-torch")
     p.add_argument("--json", action="store_true", help="one JSON line per configuration")
+    p.add_argument("--intra-op", type=int, help="intra-op threads (default: TF's, the cores)")
+    p.add_argument("--inter-op", type=int, help="inter-op threads (default: TF's)")
+    p.add_argument("--isa", choices=sorted(ISA_CAPS), help="cap the ISA (emulate that CPU kind)")
     args = p.parse_args(argv)
+    if args.isa and any(os.environ.get(k) != v for k, v in ISA_CAPS[args.isa].items()):
+        # the caps are read when the libraries load: start again with them set
+        os.execve(sys.executable, [sys.executable, __file__, *(argv or sys.argv[1:])],
+                  {**os.environ, **ISA_CAPS[args.isa]})  # fmt: skip
+    if args.intra_op:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
+    if args.inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     if args.compare_torch:
+        if args.xla == "both":
+            p.error("--compare-torch times one XLA setting: --xla off or on")
         return compare_torch(args)
     choice = apply_precision(args.precision)
 
@@ -194,7 +240,7 @@ def main(argv=None):
         )
         mem = "GPU peak MiB" if on_gpu else "proc RSS MiB"
         print(
-            f"{'size':>5} {'batch':>5} {'xla':>4} {'img/s':>8} {'img/CPU-s':>9} {'ms/step':>9} {'warm-up s':>9} {mem:>13}"
+            f"{'size':>5} {'batch':>5} {'xla':>4} {'img/s':>8} {'img/CPU-s':>9} {'ms/step':>9} {'warm-up s':>9} {mem:>13}  running-mean loss per step"
         )
     for size, batch, xla in grid:
         r = run_one(
@@ -214,7 +260,8 @@ def main(argv=None):
             continue
         print(
             f"{r['size']:>5} {r['batch']:>5} {'on' if r['xla'] else 'off':>4} {r['img_s']:>8.1f} "
-            f"{r['img_cpu_s']:>9.1f} {r['step_ms']:>9.0f} {r['warmup_s']:>9.1f} {r['peak_mib']:>13.0f}",
+            f"{r['img_cpu_s']:>9.1f} {r['step_ms']:>9.0f} {r['warmup_s']:>9.1f} {r['peak_mib']:>13.0f}  "
+            f"{' '.join(f'{v:.4f}' for v in r['losses'])}",
             flush=True,
         )
 

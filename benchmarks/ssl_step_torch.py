@@ -134,7 +134,13 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--variant", choices=sorted(VARIANTS), nargs="+", default=list(VARIANTS))
     p.add_argument("--json", action="store_true", help="one JSON line per variant")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: torch's, the cores)")
+    p.add_argument("--interop-threads", type=int, help="inter-op threads (default: torch's)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.interop_threads:
+        torch.set_num_interop_threads(args.interop_threads)
     if not args.json:
         print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     for key in args.variant:
