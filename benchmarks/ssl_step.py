@@ -13,6 +13,8 @@ GPU allocator's peak per configuration on GPU, the process peak RSS so far on CP
 
 ``--precision`` (default ``auto``: bf16 on AMX/AVX512-BF16 CPUs) sets the Keras policy;
 ``--plain-bn`` uses Keras' own BatchNormalization instead of the suite's fused one, to measure it.
+``--no-conv-bias`` drops the biases of Keras' ResNet-50 convolutions (each is followed by batch
+norm, so in training they cancel; torchvision's ResNet has none), to measure what they cost.
 ``--compare-torch`` runs this step and ``ssl_step_torch.py``'s variants in fresh processes,
 alternating for ``--rounds`` rounds, and prints the median of each and the ratio kerassev / best
 PyTorch: the machine's speed drifts between sessions, the ratio much less. It names the CPU kind
@@ -77,6 +79,13 @@ class _StepTimer(keras.callbacks.Callback):
         self.cpu.append(time.process_time())
 
 
+def _without_conv_bias(layer):
+    config = layer.get_config()
+    if isinstance(layer, keras.layers.Conv2D):
+        config["use_bias"] = False
+    return layer.__class__.from_config(config)
+
+
 def run_one(
     size,
     batch,
@@ -89,6 +98,7 @@ def run_one(
     device,
     fused_bn=True,
     policy="float32",
+    conv_bias=True,
 ):
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(policy)  # clear_session resets it to float32
@@ -98,6 +108,8 @@ def run_one(
     backbone = build_backbone(
         "resnet50", weights=None, input_shape=(size, size, 3), fused_batch_norm=fused_bn
     )
+    if not conv_bias:
+        backbone = keras.models.clone_model(backbone, clone_function=_without_conv_bias)
     if freeze_backbone:
         backbone.trainable = False
     encoder = build_encoder(backbone, projection_dim=projection_dim)
@@ -160,10 +172,12 @@ def compare_torch(args) -> None:
         runs: dict[str, list[float]] = {}
         for _ in range(args.rounds):
             mine = f"kerassev {precision}{' plain-bn' if args.plain_bn else ''}"
+            mine += " no-conv-bias" if args.no_conv_bias else ""
             cmd = [sys.executable, __file__, "--json", "--sizes", str(size), "--batches"]
             cmd += [str(batch), "--xla", args.xla or "off", "--precision", precision, *threads]
             cmd += ["--steps", str(args.steps or 3), "--warmup", str(args.warmup or 1)]
-            r = _child(cmd + (["--plain-bn"] if args.plain_bn else []), env)
+            cmd += ["--plain-bn"] if args.plain_bn else []
+            r = _child(cmd + (["--no-conv-bias"] if args.no_conv_bias else []), env)
             runs.setdefault(f"{mine} ({r['policy']})", []).append(r["img_s"])
             for variant in variants:
                 cmd = [sys.executable, torch_script, "--json", "--variant", variant]
@@ -196,6 +210,7 @@ def main(argv=None):
     p.add_argument("--freeze-backbone", action="store_true", help="stage A of §3.1 (frozen ResNet)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto")
     p.add_argument("--plain-bn", action="store_true", help="Keras' BatchNormalization, not fused")
+    p.add_argument("--no-conv-bias", action="store_true", help="ResNet-50 convs without biases")
     p.add_argument("--compare-torch", action="store_true", help="alternate with PyTorch eager")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds for --compare-torch")
     p.add_argument("--json", action="store_true", help="one JSON line per configuration")
@@ -236,7 +251,8 @@ def main(argv=None):
             f"device: {name} ({device}); CPU cores: {os.cpu_count()}; TF {tf.__version__}, "
             f"Keras {keras.__version__}; backbone {'frozen' if args.freeze_backbone else 'trainable'}; "
             f"projector {args.projection_dim}; {warmup} warm-up + {steps} timed steps; precision "
-            f"{choice.policy} ({choice.reason}); batch norm {'plain' if args.plain_bn else 'fused'}"
+            f"{choice.policy} ({choice.reason}); batch norm {'plain' if args.plain_bn else 'fused'}; conv biases "
+            f"{'off' if args.no_conv_bias else 'on'}"
         )
         mem = "GPU peak MiB" if on_gpu else "proc RSS MiB"
         print(
@@ -253,6 +269,7 @@ def main(argv=None):
             freeze_backbone=args.freeze_backbone,
             device=device,
             fused_bn=not args.plain_bn,
+            conv_bias=not args.no_conv_bias,
             policy=choice.policy,
         )
         if args.json:

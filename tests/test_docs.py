@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -46,3 +47,16 @@ def test_notebooks_start_quiet(notebook):
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     first = next(c for c in cells if c["cell_type"] == "code")
     assert "quiet_tensorflow()" in "".join(first["source"])
+
+
+def test_every_notebook_ends_with_checks_that_tools_break_checks_breaks():
+    # issue 23: each notebook's last code cell asserts its story, and tools/break_checks.py
+    # holds a deliberate break for every notebook (run it to see each checks cell fail)
+    spec = importlib.util.spec_from_file_location("break_checks", REPO / "tools/break_checks.py")
+    break_checks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(break_checks)
+    assert set(break_checks.BREAKS) == {p.stem for p in NOTEBOOKS}
+    for notebook in NOTEBOOKS:
+        cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+        checks = "".join([c for c in cells if c["cell_type"] == "code"][-1]["source"])
+        assert checks.count("assert ") >= 5, f"{notebook.name}: the last code cell checks little"
